@@ -1,0 +1,71 @@
+"""Cell-importance (attention) pooling of a set of cells into one vector per head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._residual_mlp import Norm, ResidualMLP
+
+
+class CellImportancePooling(nn.Module):
+    """``H`` cell-importance heads, each a small residual MLP giving one logit per cell.
+
+    Weights are a softmax over the cells of a set (padding cells masked with ``-inf``, not
+    multiplied by 0); the pooled vector is ``concat_h sum_c w_ch x_c`` (SampleCLR §3,
+    Algorithm 1).
+
+    Parameters
+    ----------
+    n_input
+        Features per cell.
+    n_heads
+        Number of importance heads ``H`` (paper App. A.4: 1 tiny, 8 large).
+    n_hidden, n_layers, norm
+        Architecture of each head (paper App. A.4: 32 / 2 / LayerNorm for the tiny model).
+    """
+
+    def __init__(
+        self,
+        n_input: int,
+        n_heads: int = 1,
+        n_hidden: int = 32,
+        n_layers: int = 2,
+        norm: Norm = "layer",
+    ):
+        super().__init__()
+        self.n_heads = n_heads
+        self.heads = nn.ModuleList(
+            ResidualMLP(n_input, 1, n_hidden=n_hidden, n_layers=n_layers, norm=norm)
+            for _ in range(n_heads)
+        )
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-cell importance logits ``(..., n_cells, H)`` of cells ``x`` ``(..., n_cells, d)``."""
+        return torch.cat([head(x) for head in self.heads], dim=-1)
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pool a batch of cell sets.
+
+        Parameters
+        ----------
+        x
+            ``(B, n_cells, d)`` cells.
+        mask
+            Optional ``(B, n_cells)`` boolean, ``True`` for real cells.
+
+        Returns
+        -------
+        pooled
+            ``(B, H * d)`` concatenated weighted sums.
+        weights
+            ``(B, n_cells, H)`` importance weights, each head's column summing to 1 per set.
+        """
+        logits = self.logits(x)
+        if mask is not None:
+            logits = logits.masked_fill(~mask[..., None], float("-inf"))
+        weights = torch.softmax(logits.float(), dim=1).to(x.dtype)
+        pooled = torch.einsum("bnh,bnd->bhd", weights, x).flatten(1)
+        return pooled, weights
