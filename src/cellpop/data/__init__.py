@@ -1,5 +1,6 @@
 """Data layer: input validation, sample-set sampling, device-resident loading, pseudobulk."""
 
+from ._cell_loader import CellDataModule, split_cells
 from ._validation import (
     check_counts,
     check_finite,
@@ -10,6 +11,8 @@ from ._validation import (
 )
 
 __all__ = [
+    "CellDataModule",
+    "split_cells",
     "check_counts",
     "check_finite",
     "check_min_samples",

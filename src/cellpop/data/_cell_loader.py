@@ -1,0 +1,362 @@
+"""Device-resident minibatch loading for cell-level models.
+
+:class:`CellDataModule` is a Lightning data module (usable wherever scvi-tools expects a
+``DataSplitter``: it exposes ``train_idx``/``val_idx``/``test_idx``, ``n_train`` and ``n_val``)
+that keeps the whole cell matrix on the training device and draws minibatches there with an
+on-device ``randperm``: no per-cell Python work, no ``DataLoader`` workers, no host-to-device
+copy per step. Sparse CSR matrices stay sparse on the device and are densified one minibatch at
+a time with vectorised gathers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from scipy import sparse
+from scvi import REGISTRY_KEYS, settings
+
+__all__ = ["CellDataModule", "split_cells"]
+
+
+def split_cells(
+    n_cells: int,
+    validation_size: float = 0.1,
+    sample: Sequence | np.ndarray | None = None,
+    seed: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split cell indices into train and validation sets.
+
+    Parameters
+    ----------
+    n_cells
+        Number of cells.
+    validation_size
+        Fraction in [0, 1) held out for validation: a fraction of the cells, or, when
+        ``sample`` is given, of the samples (at least one sample when ``validation_size > 0``).
+    sample
+        Optional per-cell sample/donor labels, shape (n_cells,). When given, whole samples
+        are held out (no sample contributes cells to both sets).
+    seed
+        Seed of the numpy generator; ``None`` uses ``scvi.settings.seed``.
+
+    Returns
+    -------
+    train_idx, val_idx
+        Sorted int64 index arrays, disjoint, together covering ``range(n_cells)``.
+
+    Raises
+    ------
+    ValueError
+        If ``validation_size`` is outside [0, 1), ``sample`` has the wrong length, or a
+        by-sample split would leave no training sample.
+    """
+    if not 0.0 <= validation_size < 1.0:
+        raise ValueError(f"validation_size must be in [0, 1), got {validation_size}.")
+    if seed is None:
+        seed = settings.seed if settings.seed is not None else 0
+    rng = np.random.default_rng(seed)
+    if sample is None:
+        n_val = int(round(n_cells * validation_size))
+        if validation_size > 0 and n_cells > 1:
+            n_val = min(max(n_val, 1), n_cells - 1)
+        perm = rng.permutation(n_cells)
+        val_idx, train_idx = perm[:n_val], perm[n_val:]
+    else:
+        sample = np.asarray(sample)
+        if sample.shape[0] != n_cells:
+            raise ValueError(f"sample has {sample.shape[0]} entries for {n_cells} cells.")
+        uniq = np.unique(sample)
+        n_val_s = int(round(len(uniq) * validation_size))
+        if validation_size > 0:
+            n_val_s = max(n_val_s, 1)
+        if n_val_s >= len(uniq) and validation_size > 0:
+            raise ValueError(
+                f"Only {len(uniq)} sample(s): cannot hold out whole samples for validation "
+                "and keep at least one for training; lower validation_size or pass sample=None."
+            )
+        val_samples = rng.permutation(uniq)[:n_val_s]
+        is_val = np.isin(sample, val_samples)
+        val_idx, train_idx = np.flatnonzero(is_val), np.flatnonzero(~is_val)
+    return np.sort(train_idx).astype(np.int64), np.sort(val_idx).astype(np.int64)
+
+
+class _DeviceMatrix:
+    """A cell × feature matrix held as torch tensors (dense, or CSR components) on one device."""
+
+    def __init__(self, X, device: torch.device, dtype=torch.float32):
+        self.device = device
+        self.shape = X.shape
+        if sparse.issparse(X):
+            X = sparse.csr_matrix(X)
+            X.sort_indices()
+            self.is_sparse = True
+            self.indptr = torch.as_tensor(X.indptr.astype(np.int64), device=device)
+            self.indices = torch.as_tensor(X.indices.astype(np.int64), device=device)
+            self.data = torch.as_tensor(np.asarray(X.data), dtype=dtype, device=device)
+        else:
+            self.is_sparse = False
+            self.dense = torch.as_tensor(np.asarray(X), dtype=dtype, device=device)
+
+    @staticmethod
+    def nbytes(X) -> int:
+        """Bytes the matrix takes on the device (float32 values, int64 CSR indices)."""
+        if sparse.issparse(X):
+            return int(X.nnz) * 12 + (X.shape[0] + 1) * 8
+        return int(np.prod(X.shape)) * 4
+
+    def rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """Dense float rows ``idx`` (1-D long tensor on ``self.device``), shape (len(idx), n_features)."""
+        if not self.is_sparse:
+            return self.dense.index_select(0, idx)
+        start = self.indptr.index_select(0, idx)
+        length = self.indptr.index_select(0, idx + 1) - start
+        out = torch.zeros((idx.shape[0], self.shape[1]), dtype=self.data.dtype, device=self.device)
+        total = int(length.sum())
+        if total == 0:
+            return out
+        row_of_nz = torch.repeat_interleave(
+            torch.arange(idx.shape[0], device=self.device), length, output_size=total
+        )
+        # position of each non-zero inside its row, then its offset in the CSR arrays
+        first = torch.cumsum(length, 0) - length
+        within = torch.arange(total, device=self.device) - first.repeat_interleave(
+            length, output_size=total
+        )
+        src = start.repeat_interleave(length, output_size=total) + within
+        out[row_of_nz, self.indices.index_select(0, src)] = self.data.index_select(0, src)
+        return out
+
+
+class _MinibatchIterable:
+    """Re-iterable sequence of minibatch dicts over ``indices`` (one pass per ``iter``)."""
+
+    def __init__(self, module: CellDataModule, indices: np.ndarray, shuffle: bool, drop_last: bool):
+        self.dm = module
+        self.indices = indices
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+
+    def _n_local(self) -> int:
+        _, world = self.dm._rank_world()
+        return math.ceil(len(self.indices) / world)
+
+    def __len__(self) -> int:
+        n = self._n_local()
+        bs = self.dm.batch_size
+        return n // bs if (self.drop_last and n >= bs) else math.ceil(n / bs)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        dm = self.dm
+        dm._materialise()
+        store = dm._store_device
+        idx = torch.as_tensor(self.indices, device=store)
+        if self.shuffle:
+            gen = torch.Generator(device=store)
+            gen.manual_seed(dm.seed + dm._epoch())
+            idx = idx[torch.randperm(idx.shape[0], generator=gen, device=store)]
+        rank, world = dm._rank_world()
+        if world > 1:  # pad by wrapping so every rank gets the same number of cells
+            n_local = math.ceil(idx.shape[0] / world)
+            pad = n_local * world - idx.shape[0]
+            if pad:
+                idx = torch.cat([idx, idx[:pad]])
+            idx = idx[rank::world]
+        bs = dm.batch_size
+        n = idx.shape[0]
+        stop = (n // bs) * bs if (self.drop_last and n >= bs) else n
+        for s in range(0, stop, bs):
+            yield dm._make_batch(idx[s : s + bs])
+
+
+class CellDataModule(pl.LightningDataModule):
+    """Train/validation minibatches of single cells, resident on the training device.
+
+    Give either a registered ``adata_manager`` (scvi-tools :class:`~scvi.data.AnnDataManager`:
+    ``X`` and, when registered, ``batch`` and ``labels`` are read from it) or the matrix ``X``
+    with optional per-cell integer covariates.
+
+    Parameters
+    ----------
+    adata_manager
+        Registered AnnData manager of a model (``model.adata_manager``).
+    X
+        Cell matrix, shape (n_cells, n_features), dense or scipy sparse (any units; values are
+        copied as float32). Ignored when ``adata_manager`` is given.
+    batch, labels
+        Optional per-cell integer codes, shape (n_cells,) or (n_cells, 1).
+    sample
+        Optional per-cell sample/donor ids, shape (n_cells,). With ``split_by_sample=True``
+        whole samples are held out for validation (see :func:`split_cells`).
+    validation_size
+        Fraction of cells (or of samples) held out for validation. Default 0.1.
+    split_by_sample
+        Hold out whole samples (requires ``sample``). Default ``True`` when ``sample`` is given.
+    external_indexing
+        ``[train_idx, val_idx]`` or ``[train_idx, val_idx, test_idx]`` to use instead of a
+        random split (scvi-tools ``DataSplitter`` convention).
+    batch_size
+        Cells per minibatch (per rank under DDP). Default 128.
+    drop_last
+        Drop the last incomplete training minibatch (kept when the training set is smaller
+        than one batch). Default ``False``.
+    load_to_device
+        ``True``: copy the matrix to the training device; ``False``: keep it in host memory and
+        copy each densified minibatch; ``"auto"`` (default): copy when it needs less than
+        ``max_device_fraction`` of the device's free memory (always on CPU).
+    max_device_fraction
+        Memory threshold used by ``load_to_device="auto"``. Default 0.5.
+    seed
+        Seed of the split and of the per-epoch permutations (epoch ``e`` uses ``seed + e``);
+        ``None`` uses ``scvi.settings.seed``.
+
+    Notes
+    -----
+    Minibatches are dicts with keys ``REGISTRY_KEYS.X_KEY`` (``"X"``, float32, shape
+    (b, n_features)), ``"batch"`` and ``"labels"`` (int64, shape (b, 1), zeros when not
+    given) and ``"indices"`` (int64, shape (b, 1), row numbers in the full matrix; also under
+    scvi's ``REGISTRY_KEYS.INDICES_KEY``, ``"ind_x"``). Under DDP
+    each rank takes every ``world_size``-th cell of the shared permutation (``global_rank``
+    offset), padded by wrapping so all ranks run the same number of steps.
+
+    Raises
+    ------
+    ValueError
+        If neither ``adata_manager`` nor ``X`` is given, covariates have the wrong length, or
+        ``split_by_sample=True`` without ``sample``.
+    """
+
+    def __init__(
+        self,
+        adata_manager=None,
+        *,
+        X=None,
+        batch=None,
+        labels=None,
+        sample=None,
+        validation_size: float = 0.1,
+        split_by_sample: bool | None = None,
+        external_indexing: Sequence[np.ndarray] | None = None,
+        batch_size: int = 128,
+        drop_last: bool = False,
+        load_to_device: bool | str = "auto",
+        max_device_fraction: float = 0.5,
+        seed: int | None = None,
+    ):
+        super().__init__()
+        if adata_manager is not None:
+            X = adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
+            reg = adata_manager.data_registry
+            if REGISTRY_KEYS.BATCH_KEY in reg:
+                batch = adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)
+            if REGISTRY_KEYS.LABELS_KEY in reg:
+                labels = adata_manager.get_from_registry(REGISTRY_KEYS.LABELS_KEY)
+        if X is None:
+            raise ValueError("Give adata_manager= or X=.")
+        if load_to_device not in (True, False, "auto"):
+            raise ValueError(
+                f"load_to_device must be True, False or 'auto', got {load_to_device!r}"
+            )
+        self.X_host = X
+        self.n_cells = X.shape[0]
+        self.batch = self._codes(batch, "batch")
+        self.labels = self._codes(labels, "labels")
+        self.batch_size = int(batch_size)
+        self.drop_last = drop_last
+        self.load_to_device = load_to_device
+        self.max_device_fraction = max_device_fraction
+        base = settings.seed if seed is None else seed
+        self.seed = int(base) if base is not None else 0
+        if split_by_sample is None:
+            split_by_sample = sample is not None
+        if split_by_sample and sample is None:
+            raise ValueError("split_by_sample=True needs sample= (per-cell sample/donor ids).")
+        if external_indexing is not None:
+            parts = [np.asarray(i, dtype=np.int64) for i in external_indexing]
+            self.train_idx, self.val_idx = parts[0], parts[1]
+            self.test_idx = parts[2] if len(parts) > 2 else np.array([], dtype=np.int64)
+        else:
+            self.train_idx, self.val_idx = split_cells(
+                self.n_cells,
+                validation_size,
+                sample=sample if split_by_sample else None,
+                seed=self.seed,
+            )
+            self.test_idx = np.array([], dtype=np.int64)
+        self.n_train, self.n_val = len(self.train_idx), len(self.val_idx)
+        self._matrix: _DeviceMatrix | None = None
+        self._own_epoch = -1
+
+    def _codes(self, v, name) -> np.ndarray:
+        if v is None:
+            return np.zeros(self.n_cells, dtype=np.int64)
+        v = np.asarray(v).reshape(-1)
+        if v.shape[0] != self.n_cells:
+            raise ValueError(f"{name} has {v.shape[0]} entries for {self.n_cells} cells.")
+        return v.astype(np.int64)
+
+    # -- device handling ------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        """The training device: ``trainer.strategy.root_device`` when attached, else CPU."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            return trainer.strategy.root_device
+        return torch.device("cpu")
+
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0, 1
+        return int(trainer.global_rank), int(trainer.world_size)
+
+    def _epoch(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            return int(trainer.current_epoch)
+        self._own_epoch += 1
+        return self._own_epoch
+
+    def _materialise(self) -> None:
+        device = self.device
+        if self._matrix is not None and self._compute_device == device:
+            return
+        store = device
+        if device.type != "cpu":
+            if self.load_to_device is False:
+                store = torch.device("cpu")
+            elif self.load_to_device == "auto" and device.type == "cuda":
+                free, _ = torch.cuda.mem_get_info(device)
+                if _DeviceMatrix.nbytes(self.X_host) > self.max_device_fraction * free:
+                    store = torch.device("cpu")
+        self._matrix = _DeviceMatrix(self.X_host, store)
+        self._batch_t = torch.as_tensor(self.batch, device=store)
+        self._labels_t = torch.as_tensor(self.labels, device=store)
+        self._store_device, self._compute_device = store, device
+
+    def _make_batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        dev = self._compute_device
+        out = {
+            REGISTRY_KEYS.X_KEY: self._matrix.rows(idx),
+            REGISTRY_KEYS.BATCH_KEY: self._batch_t.index_select(0, idx)[:, None],
+            REGISTRY_KEYS.LABELS_KEY: self._labels_t.index_select(0, idx)[:, None],
+            REGISTRY_KEYS.INDICES_KEY: idx[:, None],
+        }
+        out["indices"] = out[REGISTRY_KEYS.INDICES_KEY]
+        if self._store_device != dev:
+            out = {k: v.to(dev, non_blocking=True) for k, v in out.items()}
+        return out
+
+    # -- Lightning hooks --------------------------------------------------------------------
+    def train_dataloader(self) -> _MinibatchIterable:
+        """Shuffled training minibatches (a fresh seeded permutation every epoch)."""
+        return _MinibatchIterable(self, self.train_idx, shuffle=True, drop_last=self.drop_last)
+
+    def val_dataloader(self) -> _MinibatchIterable | list:
+        """Validation minibatches in index order (empty list when there is no validation set)."""
+        if self.n_val == 0:
+            return []
+        return _MinibatchIterable(self, self.val_idx, shuffle=False, drop_last=False)
