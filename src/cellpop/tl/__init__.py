@@ -1,1 +1,7 @@
-"""cellpop.tl."""
+"""Sample-level tools: baselines (pseudobulk, composition, GloScope) and the sample AnnData."""
+
+from ._baselines import cell_type_composition, pseudobulk
+from ._gloscope import gloscope
+from ._sample_adata import sample_adata, sample_metadata
+
+__all__ = ["cell_type_composition", "gloscope", "pseudobulk", "sample_adata", "sample_metadata"]
