@@ -98,6 +98,16 @@ def _dense(x):
     return x.toarray() if sp.issparse(x) else np.asarray(x)
 
 
+def _same(a, b) -> bool:
+    if isinstance(b, pd.DataFrame):
+        return (
+            isinstance(a, pd.DataFrame)
+            and list(a.columns) == list(b.columns)
+            and a.astype(str).reset_index(drop=True).equals(b.astype(str).reset_index(drop=True))
+        )
+    return str(a) == str(b)
+
+
 def compare(adata, curated_path: Path | None) -> bool:
     """Print which parts of ``adata`` equal the released curated file; True if all do."""
     if curated_path is None:
@@ -140,9 +150,10 @@ def compare(adata, curated_path: Path | None) -> bool:
         if missing or differ:
             print(f"  {name}: missing {missing}, differing {differ}")
     missing_uns = [k for k in ref.uns if k not in adata.uns]
-    checks["uns keys"] = not missing_uns
-    if missing_uns:
-        print(f"  uns: missing {missing_uns}")
+    differ_uns = [k for k in ref.uns if k in adata.uns and not _same(adata.uns[k], ref.uns[k])]
+    checks["uns"] = not missing_uns and not differ_uns
+    if missing_uns or differ_uns:
+        print(f"  uns: missing {missing_uns}, differing {differ_uns}")
     for name, ok in checks.items():
         print(f"  {name:24s} {'identical' if ok else 'DIFFERENT'}")
     same = all(checks.values())
