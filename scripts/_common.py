@@ -22,8 +22,11 @@ HUMAN = {"organism": "Homo sapiens", "organism_ontology_term_id": "NCBITaxon:960
 BLOOD = {"tissue": "blood", "tissue_ontology_term_id": "UBERON:0000178"}
 
 
-def parse_args(doc: str, raw_name: str, out_name: str) -> argparse.Namespace:
-    """Command line shared by all scripts: ``--raw-dir``, ``--out``, ``--compare``."""
+def parse_args(doc: str, raw_name: str, out_name: str, extra=None) -> argparse.Namespace:
+    """Command line shared by all scripts: ``--raw-dir``, ``--out``, ``--compare``.
+
+    ``extra(parser)`` may add script-specific options.
+    """
     parser = argparse.ArgumentParser(
         description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -32,6 +35,8 @@ def parse_args(doc: str, raw_name: str, out_name: str) -> argparse.Namespace:
     parser.add_argument(
         "--compare", type=Path, default=None, help="released curated file to compare with"
     )
+    if extra is not None:
+        extra(parser)
     return parser.parse_args()
 
 
