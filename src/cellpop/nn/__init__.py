@@ -16,3 +16,4 @@ __all__ = [
     "head_diversity_penalty",
     "xsample_contrastive_loss",
 ]
+from ._swav import propagation_loss, sinkhorn_knopp, swapped_prediction_loss  # noqa: E402,F401

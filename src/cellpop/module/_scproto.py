@@ -1,0 +1,294 @@
+"""scProto torch module: scPoli-style CVAE + K prototypes trained with batch-wise SwAV.
+
+Loss (scProto eq. 5, weights from §4.1)::
+
+    L = swav_weight * L_batchSwAV + propagation_weight * L_propagation + cvae_weight * L_CVAE
+
+with ``L_CVAE`` = NB reconstruction + ``kl_weight`` * KL (mean over cells), ``L_batchSwAV`` the
+swapped-prediction loss between each cell and a random kNN neighbour computed separately within
+each batch/study and averaged (eq. 3), ``L_propagation`` = ``max_i min_j d(z_i, p_j)`` (eq. 4).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from scvi import REGISTRY_KEYS
+from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
+from scvi.train import TrainingPlan
+from torch import nn
+from torch.distributions import Normal, kl_divergence
+
+from cellpop.nn._cvae import (
+    ConditionalDecoder,
+    ConditionalEncoder,
+    ConditionEmbedding,
+    nb_reconstruction_loss,
+)
+from cellpop.nn._swav import (
+    cosine_scores,
+    propagation_loss,
+    sinkhorn_knopp,
+    swapped_prediction_loss,
+)
+
+X_POS_KEY = "X_pos"  # counts of each cell's kNN partner (added by ScProtoTrainingPlan)
+BATCH_POS_KEY = "batch_pos"  # condition of that partner
+
+
+class ScProtoModule(BaseModuleClass):
+    """CVAE encoder/decoder with learnable prototypes on the unit sphere.
+
+    Parameters
+    ----------
+    n_input
+        Number of genes.
+    n_batch
+        Number of conditions (studies/batches); 1 when no ``batch_key``.
+    n_prototypes
+        Number of prototypes ``K``.
+    n_latent
+        Latent dimension (scProto §4.1: 8).
+    n_hidden
+        Hidden units (default ``ceil(sqrt(n_input))``, scPoli).
+    embedding_dim
+        Condition-embedding dimension (scPoli: 10).
+    dropout_rate
+        Dropout (scPoli: 0.05).
+    temperature
+        Softmax temperature of the swapped prediction (SwAV: 0.1).
+    sinkhorn_epsilon
+        Sinkhorn entropic regularisation (scProto §4.1: 0.02).
+    sinkhorn_iterations
+        Sinkhorn iterations (SwAV: 3).
+    hard_assignment
+        Use one-hot Sinkhorn targets (scProto §4.1 "hard clustering option").
+    swav_weight, propagation_weight, cvae_weight
+        Loss weights (scProto §4.1: 1, 1.0, 0.01). ``swav_weight = propagation_weight = 0`` gives
+        the plain scPoli-style CVAE (ablation).
+    """
+
+    def __init__(
+        self,
+        n_input: int,
+        n_batch: int,
+        n_prototypes: int,
+        n_latent: int = 8,
+        n_hidden: int | None = None,
+        embedding_dim: int = 10,
+        dropout_rate: float = 0.05,
+        temperature: float = 0.1,
+        sinkhorn_epsilon: float = 0.02,
+        sinkhorn_iterations: int = 3,
+        hard_assignment: bool = True,
+        swav_weight: float = 1.0,
+        propagation_weight: float = 1.0,
+        cvae_weight: float = 0.01,
+    ):
+        super().__init__()
+        self.n_input = n_input
+        self.n_batch = max(int(n_batch), 1)
+        self.n_latent = n_latent
+        self.temperature = temperature
+        self.sinkhorn_epsilon = sinkhorn_epsilon
+        self.sinkhorn_iterations = sinkhorn_iterations
+        self.hard_assignment = hard_assignment
+        self.swav_weight = swav_weight
+        self.propagation_weight = propagation_weight
+        self.cvae_weight = cvae_weight
+        self.condition_embedding = ConditionEmbedding(self.n_batch, embedding_dim)
+        self.encoder = ConditionalEncoder(n_input, n_latent, embedding_dim, n_hidden, dropout_rate)
+        self.decoder = ConditionalDecoder(n_latent, n_input, embedding_dim, n_hidden, dropout_rate)
+        # per-gene-per-condition log inverse dispersion
+        self.px_r = nn.Parameter(torch.randn(n_input, self.n_batch))
+        self.prototypes = nn.Parameter(F.normalize(torch.randn(n_prototypes, n_latent), dim=1))
+
+    @property
+    def uses_prototype_losses(self) -> bool:
+        """Whether SwAV/propagation terms are active (False for the CVAE-only ablation)."""
+        return self.swav_weight > 0 or self.propagation_weight > 0
+
+    def normalized_prototypes(self) -> torch.Tensor:
+        """Prototypes projected on the unit sphere, shape ``(K, n_latent)``."""
+        return F.normalize(self.prototypes, dim=1)
+
+    # ------------------------------------------------------------------ scvi module API
+    def _get_inference_input(self, tensors, **kwargs):
+        return {
+            "x": tensors[REGISTRY_KEYS.X_KEY],
+            "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY],
+            "x_pos": tensors.get(X_POS_KEY),
+            "batch_pos": tensors.get(BATCH_POS_KEY),
+        }
+
+    def _get_generative_input(self, tensors, inference_outputs, **kwargs):
+        return {
+            "z": inference_outputs["z"],
+            "library": inference_outputs["library"],
+            "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY],
+        }
+
+    def _encode(self, x: torch.Tensor, batch_index: torch.Tensor):
+        cond = self.condition_embedding(batch_index.long().view(-1))
+        return self.encoder(torch.log1p(x), cond)
+
+    @auto_move_data
+    def inference(self, x, batch_index, x_pos=None, batch_pos=None, n_samples: int = 1):
+        """Encode counts ``x`` (B, G); returns ``qz``, sampled ``z``, ``qz_mean`` and library.
+
+        When ``x_pos`` (the kNN partners' counts) and ``batch_pos`` (their conditions) are
+        given, the partners' latent means are returned as ``qz_mean_pos``.
+        """
+        mean, var = self._encode(x, batch_index)
+        qz = Normal(mean, var.sqrt())
+        z = qz.rsample() if n_samples == 1 else qz.rsample((n_samples,))
+        out = {"qz": qz, "z": z, "qz_mean": mean, "library": x.sum(-1, keepdim=True)}
+        if x_pos is not None:
+            out["qz_mean_pos"] = self._encode(
+                x_pos, batch_index if batch_pos is None else batch_pos
+            )[0]
+        return out
+
+    @auto_move_data
+    def generative(self, z, library, batch_index):
+        """Decode ``z`` (B, d) into NB parameters for the cells' conditions."""
+        b = batch_index.long().view(-1)
+        cond = self.condition_embedding(b)
+        proportions = self.decoder(z, cond)
+        theta = torch.exp(self.px_r).T[b]  # (B, G)
+        return {"proportions": proportions, "theta": theta, "library": library}
+
+    def loss(
+        self,
+        tensors,
+        inference_outputs,
+        generative_outputs,
+        kl_weight: float = 1.0,
+        freeze_prototypes: bool = False,
+    ):
+        """Total scProto loss (eq. 5); components reported as extra metrics."""
+        x = tensors[REGISTRY_KEYS.X_KEY]
+        rec = nb_reconstruction_loss(
+            x,
+            generative_outputs["proportions"],
+            generative_outputs["library"],
+            generative_outputs["theta"],
+        )
+        qz = inference_outputs["qz"]
+        kl = kl_divergence(qz, Normal(torch.zeros_like(qz.loc), torch.ones_like(qz.scale))).sum(-1)
+        cvae = (rec + kl_weight * kl).mean()
+        total = self.cvae_weight * cvae
+        extra = {"cvae_loss": cvae.detach()}
+        if self.uses_prototype_losses and "qz_mean_pos" in inference_outputs:
+            protos = self.prototypes.detach() if freeze_prototypes else self.prototypes
+            z_t = inference_outputs["qz_mean"]
+            z_s = inference_outputs["qz_mean_pos"]
+            groups = tensors[REGISTRY_KEYS.BATCH_KEY].view(-1)
+            scores_t = cosine_scores(z_t, protos)
+            scores_s = cosine_scores(z_s, protos)
+            kw = {
+                "epsilon": self.sinkhorn_epsilon,
+                "n_iters": self.sinkhorn_iterations,
+                "groups": groups,
+                "hard": self.hard_assignment,
+            }
+            q_t = sinkhorn_knopp(scores_t, **kw)
+            q_s = sinkhorn_knopp(scores_s, **kw)
+            swav = swapped_prediction_loss(
+                scores_t, scores_s, q_t, q_s, temperature=self.temperature, groups=groups
+            )
+            prop = propagation_loss(z_t, protos)
+            total = total + self.swav_weight * swav + self.propagation_weight * prop
+            extra.update({"swav_loss": swav.detach(), "propagation_loss": prop.detach()})
+        return LossOutput(
+            loss=total,
+            reconstruction_loss=rec,
+            kl_local=kl,
+            extra_metrics=extra,
+        )
+
+    @torch.inference_mode()
+    def decode_proportions(self, z: torch.Tensor) -> torch.Tensor:
+        """Decode latent points with the MEAN condition embedding (scProto §3.4).
+
+        Parameters
+        ----------
+        z
+            Latent points, shape ``(n, n_latent)``.
+
+        Returns
+        -------
+        Gene proportions, shape ``(n, n_genes)``, rows sum to 1.
+        """
+        cond = self.condition_embedding.mean_embedding().expand(z.shape[0], -1)
+        return self.decoder(z, cond)
+
+
+class ScProtoTrainingPlan(TrainingPlan):
+    """scvi-tools ``TrainingPlan`` adding the kNN augmentation and prototype freezing.
+
+    For every minibatch cell (``indices`` from :class:`cellpop.data.CellDataModule`) one of its
+    precomputed neighbours is drawn at random on the training device; the neighbour's counts
+    and condition are gathered from the data module's device-resident matrix and added to the
+    batch (``"X_pos"``, ``"batch_pos"``). Prototypes receive no gradient during the first
+    ``n_epochs_freeze_prototypes`` epochs (SwAV's prototype freezing).
+
+    Parameters
+    ----------
+    module
+        :class:`ScProtoModule`.
+    neighbor_index
+        Integer tensor ``(n_cells, k)``: ``k`` neighbour row numbers per registered cell.
+    seed
+        Seed of the neighbour draws (a private generator on the training device).
+    n_epochs_freeze_prototypes
+        Epochs without prototype updates (default 1).
+    **kwargs
+        Passed to :class:`scvi.train.TrainingPlan` (``lr``, ``n_epochs_kl_warmup``, ...;
+        ``eps`` defaults to 0.01, scPoli's Adam eps).
+    """
+
+    def __init__(
+        self,
+        module: ScProtoModule,
+        *,
+        neighbor_index: torch.Tensor,
+        seed: int = 0,
+        n_epochs_freeze_prototypes: int = 1,
+        **kwargs,
+    ):
+        super().__init__(module, **kwargs)
+        self._neighbor_index = neighbor_index
+        self._seed = int(seed)
+        self._generator = None
+        self.n_epochs_freeze_prototypes = n_epochs_freeze_prototypes
+        self.loss_kwargs.setdefault("freeze_prototypes", False)
+
+    def _augment(self, batch: dict) -> dict:
+        idx = batch[REGISTRY_KEYS.INDICES_KEY].long().view(-1)
+        device = idx.device
+        if self._neighbor_index.device != device:
+            self._neighbor_index = self._neighbor_index.to(device)
+        if self._generator is None or self._generator.device != device:
+            self._generator = torch.Generator(device=device)
+            self._generator.manual_seed(self._seed)
+        k = self._neighbor_index.shape[1]
+        pick = torch.randint(k, (idx.shape[0],), device=device, generator=self._generator)
+        partner = self._neighbor_index[idx, pick]
+        dm = self.trainer.datamodule  # cellpop.data.CellDataModule (device-resident cells)
+        store = dm._store_device
+        p = partner.to(store)
+        batch = dict(batch)
+        batch[X_POS_KEY] = dm._matrix.rows(p).to(device)
+        batch[BATCH_POS_KEY] = dm._batch_t.index_select(0, p)[:, None].to(device)
+        return batch
+
+    def training_step(self, batch, batch_idx):
+        """Add kNN partners, set prototype freezing, then scvi's training step."""
+        self.loss_kwargs["freeze_prototypes"] = self.current_epoch < self.n_epochs_freeze_prototypes
+        return super().training_step(self._augment(batch), batch_idx)
+
+    def validation_step(self, batch, batch_idx):
+        """Add kNN partners, then scvi's validation step (logs ``validation_loss``)."""
+        self.loss_kwargs["freeze_prototypes"] = False
+        return super().validation_step(self._augment(batch), batch_idx)

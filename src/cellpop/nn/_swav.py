@@ -1,0 +1,207 @@
+"""SwAV building blocks: Sinkhorn-Knopp assignments, swapped-prediction loss, propagation loss.
+
+All functions work on minibatch tensors and are vectorised over the cells; a ``groups`` vector
+(one integer per cell, e.g. the study/batch of each cell) makes every function act separately
+within each group and average the per-group values (scProto eq. 3, the "batch SwAV" loss).
+
+References
+----------
+Caron et al. 2020, "Unsupervised learning of visual features by contrasting cluster
+assignments" (SwAV); Cuturi 2013 (Sinkhorn distances); Hashemi G. et al., "Interpretable
+self-supervised prototype learning for single-cell transcriptomics" (scProto, eqs. 1-4).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "cosine_scores",
+    "grouped_mean",
+    "propagation_loss",
+    "sinkhorn_knopp",
+    "swapped_prediction_loss",
+]
+
+
+def _group_ids(groups: torch.Tensor | None, n: int, device) -> tuple[torch.Tensor, int]:
+    """Map arbitrary group labels to ``0..G-1`` (only groups present in the minibatch)."""
+    if groups is None:
+        return torch.zeros(n, dtype=torch.long, device=device), 1
+    groups = groups.reshape(-1)
+    if groups.shape[0] != n:
+        raise ValueError(f"groups has {groups.shape[0]} entries but there are {n} cells.")
+    uniq, inv = torch.unique(groups, return_inverse=True)
+    return inv, int(uniq.shape[0])
+
+
+def cosine_scores(z: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity between cells and prototypes.
+
+    Parameters
+    ----------
+    z
+        Cell embeddings, shape ``(n_cells, d)``.
+    prototypes
+        Prototype vectors, shape ``(K, d)`` (need not be normalised).
+
+    Returns
+    -------
+    Tensor of shape ``(n_cells, K)`` with values in ``[-1, 1]``.
+    """
+    return F.normalize(z, dim=-1) @ F.normalize(prototypes, dim=-1).T
+
+
+@torch.no_grad()
+def sinkhorn_knopp(
+    scores: torch.Tensor,
+    epsilon: float = 0.02,
+    n_iters: int = 3,
+    groups: torch.Tensor | None = None,
+    hard: bool = False,
+) -> torch.Tensor:
+    """Balanced soft assignments of cells to prototypes (SwAV's Sinkhorn-Knopp).
+
+    Within each group of ``B_g`` cells: ``Q = exp(scores / epsilon)^T`` (``K x B_g``), divided by
+    its total, then ``n_iters`` times: rows (prototypes) are scaled to sum to ``1/K`` and columns
+    (cells) to sum to ``1/B_g``; finally ``Q`` is multiplied by ``B_g``. Computed in float32
+    after subtracting the group's maximum score (``epsilon = 0.02`` overflows half precision).
+    No gradient flows through the result.
+
+    Parameters
+    ----------
+    scores
+        Cell-prototype similarities, shape ``(B, K)`` (cosine scores in scProto).
+    epsilon
+        Entropic regularisation (scProto §4.1: 0.02; SwAV: 0.05).
+    n_iters
+        Number of Sinkhorn iterations (SwAV default 3).
+    groups
+        Optional integer group of every cell, shape ``(B,)``; Sinkhorn runs separately in each
+        group (scProto eq. 3). ``None``: one group.
+    hard
+        Return one-hot rows at the arg-max of the balanced assignment (scProto §4.1 "hard
+        clustering option").
+
+    Returns
+    -------
+    Tensor ``(B, K)``: every row (cell) sums to 1 exactly; within a group of ``B_g`` cells every
+    column (prototype) sums to ``B_g / K`` once the iterations have converged.
+    """
+    if scores.ndim != 2:
+        raise ValueError(
+            f"scores must be 2-D (cells x prototypes), got shape {tuple(scores.shape)}"
+        )
+    n, k = scores.shape
+    s = scores.detach().float() / epsilon
+    inv, n_groups = _group_ids(groups, n, s.device)
+    member = F.one_hot(inv, n_groups).T.bool()  # (G, B)
+    s_g = s.unsqueeze(0).masked_fill(~member.unsqueeze(-1), float("-inf"))  # (G, B, K)
+    s_g = s_g - s_g.amax(dim=(1, 2), keepdim=True)
+    q = torch.exp(s_g).transpose(1, 2)  # (G, K, B), zero outside the group
+    n_g = member.sum(1).float().view(-1, 1, 1)
+    tiny = torch.finfo(torch.float32).tiny
+    q = q / q.sum(dim=(1, 2), keepdim=True)
+    for _ in range(n_iters):
+        q = q / q.sum(dim=2, keepdim=True).clamp_min(tiny) / k
+        q = q / q.sum(dim=1, keepdim=True).clamp_min(tiny) / n_g
+    q = (q * n_g).sum(0).T  # (B, K): each cell belongs to exactly one group
+    if hard:
+        q = F.one_hot(q.argmax(dim=1), k).float()
+    return q
+
+
+def grouped_mean(
+    values: torch.Tensor, groups: torch.Tensor | None = None, min_size: int = 1
+) -> torch.Tensor:
+    """Mean of per-cell values within each group, then mean over groups (scProto eq. 3).
+
+    Parameters
+    ----------
+    values
+        Per-cell values, shape ``(B,)``.
+    groups
+        Integer group of every cell, shape ``(B,)``; ``None``: plain mean.
+    min_size
+        Groups with fewer cells are left out of the average.
+
+    Returns
+    -------
+    0-d tensor; 0 (with gradient graph kept) when no group has ``min_size`` cells.
+    """
+    inv, n_groups = _group_ids(groups, values.shape[0], values.device)
+    sums = torch.zeros(n_groups, dtype=values.dtype, device=values.device).index_add(0, inv, values)
+    counts = torch.bincount(inv, minlength=n_groups).to(values.dtype)
+    keep = counts >= min_size
+    if not bool(keep.any()):
+        return values.sum() * 0.0
+    return (sums[keep] / counts[keep]).mean()
+
+
+def swapped_prediction_loss(
+    scores_t: torch.Tensor,
+    scores_s: torch.Tensor,
+    q_t: torch.Tensor,
+    q_s: torch.Tensor,
+    temperature: float = 0.1,
+    groups: torch.Tensor | None = None,
+    min_group_size: int = 2,
+) -> torch.Tensor:
+    """SwAV swapped prediction (scProto eqs. 1-3).
+
+    Per cell: ``l = -sum_k q_s[k] log p_t[k] - sum_k q_t[k] log p_s[k]`` with
+    ``p = softmax(scores / temperature)`` over the ``K`` prototypes (both directions summed,
+    as in eq. 1); averaged within each group, then over groups (eq. 3).
+
+    Parameters
+    ----------
+    scores_t, scores_s
+        Cosine scores of the two views (a cell and its kNN partner), shape ``(B, K)``.
+    q_t, q_s
+        Sinkhorn targets of the two views, shape ``(B, K)`` (no gradient).
+    temperature
+        Softmax temperature ``tau`` (SwAV: 0.1).
+    groups
+        Integer group (study/batch) per pair, shape ``(B,)``; ``None``: one group.
+    min_group_size
+        Groups with fewer pairs are left out (a Sinkhorn over one cell is uninformative).
+
+    Returns
+    -------
+    0-d tensor (nats).
+    """
+    log_p_t = F.log_softmax(scores_t / temperature, dim=1)
+    log_p_s = F.log_softmax(scores_s / temperature, dim=1)
+    per_cell = -(q_s * log_p_t).sum(1) - (q_t * log_p_s).sum(1)
+    return grouped_mean(per_cell, groups, min_size=min_group_size)
+
+
+def propagation_loss(
+    z: torch.Tensor, prototypes: torch.Tensor, normalize: bool = True
+) -> torch.Tensor:
+    """Min-max "propagation" loss ``max_i min_j d(z_i, p_j)`` (scProto eq. 4).
+
+    ``d`` is the Euclidean distance; with ``normalize=True`` (default, as scProto compares cells
+    and prototypes by cosine) both are first projected on the unit sphere, so
+    ``d = sqrt(2 - 2 cos)``.
+
+    Parameters
+    ----------
+    z
+        Cell embeddings, shape ``(B, d)``.
+    prototypes
+        Prototypes, shape ``(K, d)``.
+    normalize
+        L2-normalise ``z`` and ``prototypes`` first.
+
+    Returns
+    -------
+    0-d tensor: the largest distance of any cell to its closest prototype.
+    """
+    if normalize:
+        z = F.normalize(z, dim=-1)
+        prototypes = F.normalize(prototypes, dim=-1)
+    sq = (z * z).sum(1, keepdim=True) + (prototypes * prototypes).sum(1) - 2.0 * z @ prototypes.T
+    d_min = sq.min(dim=1).values.clamp_min(1e-12).sqrt()  # finite gradient at distance 0
+    return d_min.max()
