@@ -3,3 +3,4 @@
 from ._sampleclr import SampleCLR
 
 __all__ = ["SampleCLR"]
+from ._scproto import ScProto  # noqa: E402,F401
