@@ -19,7 +19,7 @@ import torch
 from scipy import sparse
 from scvi import REGISTRY_KEYS, settings
 
-__all__ = ["CellDataModule", "split_cells"]
+__all__ = ["CellDataModule", "iter_row_batches", "split_cells"]
 
 
 def split_cells(
@@ -360,3 +360,14 @@ class CellDataModule(pl.LightningDataModule):
         if self.n_val == 0:
             return []
         return _MinibatchIterable(self, self.val_idx, shuffle=False, drop_last=False)
+
+
+def iter_row_batches(X, batch_size: int, device=None) -> Iterator[torch.Tensor]:
+    """Yield dense float32 row blocks of ``X`` (dense or sparse) on ``device``, in order.
+
+    For inference: the matrix is copied to ``device`` once (sparse stays sparse) and each block
+    of at most ``batch_size`` rows, shape (b, n_features), is densified there.
+    """
+    mat = _DeviceMatrix(X, torch.device(device or "cpu"))
+    for s in range(0, X.shape[0], batch_size):
+        yield mat.rows(torch.arange(s, min(s + batch_size, X.shape[0]), device=mat.device))
