@@ -1,0 +1,303 @@
+"""Sample-set data layer: batches of ``B`` samples x ``n`` cells, drawn on the training device.
+
+Used by the sample-level models (SampleCLR, PopulationJEPA, POPPY). The cell matrix is held on
+the training device when it fits and every draw is a handful of tensor operations on that
+device: no per-cell Python work in a training step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningDataModule
+
+SmallSample = Literal["replace", "mask"]
+
+
+class SampleSets:
+    """Cells grouped by sample, held as one tensor, with seeded on-device set sampling.
+
+    Parameters
+    ----------
+    X
+        ``(n_cells, n_features)`` float matrix (dense; densify sparse input before).
+    sample_codes
+        ``(n_cells,)`` integer sample index of each cell, ``0 .. n_samples - 1``.
+    n_samples
+        Number of samples (codes must lie below it).
+
+    Notes
+    -----
+    Cells are sorted by sample once (``order``) so that the cells of sample ``s`` are
+    ``order[offsets[s] : offsets[s] + counts[s]]``.
+    """
+
+    def __init__(self, X: np.ndarray | torch.Tensor, sample_codes: np.ndarray, n_samples: int):
+        codes = np.asarray(sample_codes, dtype=np.int64)
+        if codes.ndim != 1 or len(codes) != X.shape[0]:
+            raise ValueError("sample_codes must have one entry per row of X")
+        if codes.min(initial=0) < 0 or codes.max(initial=0) >= n_samples:
+            raise ValueError("sample_codes must lie in [0, n_samples)")
+        counts = np.bincount(codes, minlength=n_samples)
+        self.n_samples = n_samples
+        self.X = torch.as_tensor(np.asarray(X, dtype=np.float32)) if not torch.is_tensor(X) else X
+        self.order = torch.as_tensor(np.argsort(codes, kind="stable"))
+        self.counts = torch.as_tensor(counts)
+        self.offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)[:-1]]))
+        self.device = torch.device("cpu")
+
+    @property
+    def n_features(self) -> int:
+        """Number of features per cell."""
+        return int(self.X.shape[1])
+
+    def to(self, device: torch.device | str) -> SampleSets:
+        """Move the cell matrix and the index tensors to ``device`` (in place)."""
+        device = torch.device(device)
+        self.X = self.X.to(device)
+        self.order = self.order.to(device)
+        self.counts = self.counts.to(device)
+        self.offsets = self.offsets.to(device)
+        self.device = device
+        return self
+
+    def _without_replacement(
+        self, cnt: torch.Tensor, n_cells: int, generator: torch.Generator
+    ) -> torch.Tensor:
+        """``(len(cnt), n_cells)`` positions without replacement (shuffled 0..cnt-1 first)."""
+        width = max(int(cnt.max()), n_cells)
+        keys = torch.rand(len(cnt), width, generator=generator, device=self.device)
+        invalid = torch.arange(width, device=self.device)[None, :] >= cnt[:, None]
+        keys = keys.masked_fill(invalid, 2.0)
+        return torch.topk(keys, n_cells, dim=1, largest=False, sorted=False).indices
+
+    def draw(
+        self,
+        samples: torch.Tensor,
+        n_cells: int,
+        generator: torch.Generator,
+        small_sample: SmallSample = "replace",
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Draw one set of ``n_cells`` cells for each of ``samples``.
+
+        Samples with at least ``n_cells`` cells are subsampled without replacement; smaller ones
+        are resampled with replacement (``small_sample="replace"``, the paper's choice) or padded
+        and masked (``"mask"``).
+
+        Parameters
+        ----------
+        samples
+            ``(B,)`` sample indices on this object's device.
+        n_cells
+            Cells per set.
+        generator
+            Seeded ``torch.Generator`` on this object's device.
+        small_sample
+            ``"replace"`` or ``"mask"``.
+
+        Returns
+        -------
+        x
+            ``(B, n_cells, n_features)`` cells.
+        mask
+            ``(B, n_cells)`` boolean, ``True`` for real cells.
+        cell_index
+            ``(B, n_cells)`` row indices into ``X`` (padding rows point at a real cell).
+        """
+        dev = self.device
+        cnt = self.counts[samples]  # (B,)
+        b = samples.shape[0]
+        arange = torch.arange(n_cells, device=dev)
+        if small_sample == "replace":
+            mask = torch.ones(b, n_cells, dtype=torch.bool, device=dev)
+            pos = (torch.rand(b, n_cells, generator=generator, device=dev) * cnt[:, None]).long()
+            big = cnt >= n_cells
+            if bool(big.any()):  # subsample without replacement: n smallest of random keys
+                pos[big] = self._without_replacement(cnt[big], n_cells, generator)
+        elif small_sample == "mask":
+            pos = self._without_replacement(cnt, n_cells, generator)
+            mask = arange[None, :] < cnt[:, None]
+            pos = torch.where(mask, pos, torch.zeros_like(pos))
+        else:
+            raise ValueError(f"small_sample must be 'replace' or 'mask', got {small_sample!r}")
+        cell_index = self.order[self.offsets[samples][:, None] + pos]
+        return self.X[cell_index], mask, cell_index
+
+
+def split_samples(
+    n_samples: int, train_size: float = 0.9, seed: int = 0, min_validation: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of sample indices into train and validation.
+
+    Parameters
+    ----------
+    n_samples
+        Number of samples.
+    train_size
+        Fraction of samples used for training. The validation set is used only if it would hold
+        at least ``min_validation`` samples; otherwise all samples train.
+    seed
+        Seed of the permutation.
+    min_validation
+        Smallest useful validation set (a contrastive loss needs 2 samples).
+
+    Returns
+    -------
+    ``(train, validation)`` sorted integer arrays.
+    """
+    if not 0.0 < train_size <= 1.0:
+        raise ValueError(f"train_size must be in (0, 1], got {train_size}")
+    perm = np.random.default_rng(seed).permutation(n_samples)
+    n_val = int(round(n_samples * (1.0 - train_size)))
+    if n_val < min_validation or n_samples - n_val < 2:
+        return np.arange(n_samples), np.array([], dtype=np.int64)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+class _SetBatches:
+    """Iterable over one epoch of set batches (created per epoch by the data module)."""
+
+    def __init__(self, dm: SampleSetDataModule, samples: np.ndarray, train: bool):
+        self.dm, self.samples, self.train = dm, samples, train
+
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = getattr(self.dm, "trainer", None)
+        if trainer is None:
+            return 0, 1
+        return int(trainer.global_rank), int(trainer.world_size)
+
+    def _my_samples(self) -> np.ndarray:
+        rank, world = self._rank_world()
+        return self.samples[rank::world] if world > 1 else self.samples
+
+    def __len__(self) -> int:
+        n = len(self._my_samples())
+        return max(1, n // self.dm.batch_size) if n >= 2 else 0
+
+    def __iter__(self):
+        dm = self.dm
+        sets = dm.sets
+        rank, world = self._rank_world()
+        if self.train:
+            seed = dm.seed + 1_000_003 * dm._epoch + 7919 * rank
+            dm._epoch += 1
+        else:  # fixed views: validation loss comparable across epochs
+            seed = dm.seed + 424_242 + 7919 * rank
+        gen = torch.Generator(device=sets.device).manual_seed(seed)
+        mine = torch.as_tensor(self._my_samples(), device=sets.device)
+        n_steps = len(self)
+        if n_steps == 0:
+            return
+        perm = mine[torch.randperm(len(mine), generator=gen, device=sets.device)]
+        # spread leftovers over the batches so no batch has a single sample
+        chunks = torch.tensor_split(perm, n_steps)
+        lo, hi = dm.n_cells
+        for chunk in chunks:
+            n = int(torch.randint(lo, hi + 1, (1,), generator=gen, device=sets.device))
+            views, masks = [], []
+            for _ in range(dm.n_views):
+                x, m, _ = sets.draw(chunk, n, gen, dm.small_sample)
+                views.append(x)
+                masks.append(m)
+            batch = {"x": torch.stack(views), "mask": torch.stack(masks), "sample": chunk}
+            for key, tensor in dm.sample_targets.items():
+                batch[key] = tensor[chunk]
+            yield batch
+
+
+class SampleSetDataModule(LightningDataModule):
+    """Lightning data module yielding sets of cells per sample, split by sample.
+
+    Each step yields ``{"x": (V, B, n, d), "mask": (V, B, n), "sample": (B,), <target>: (B,)}``
+    with ``V`` views of ``B`` samples of ``n`` cells (``n`` drawn per step from ``n_cells``).
+    The cell matrix is moved to the trainer's device when it fits (``load_to_device``).
+
+    Parameters
+    ----------
+    sets
+        The cells grouped by sample.
+    train_samples, validation_samples
+        Sample indices of the two splits (see :func:`split_samples`).
+    batch_size
+        Samples per step ``B``; capped to the number of training samples (SampleCLR's reference
+        code with a batch larger than the training set takes zero steps: we never do).
+    n_cells
+        ``(min, max)`` cells per set, inclusive (SampleCLR App. A: 1000-2000).
+    n_views
+        Views per sample per step (2 for contrastive training).
+    small_sample
+        How samples with fewer than ``n`` cells are handled: ``"replace"`` or ``"mask"``.
+    sample_targets
+        Per-sample tensors (e.g. supervised targets) added to each batch, indexed by sample.
+    load_to_device
+        ``"auto"``: move the matrix to the accelerator if it takes less than
+        ``max_device_fraction`` of its free memory; ``True``/``False`` force it.
+    seed
+        Seed of all draws; epoch ``e`` uses ``seed + f(e, rank)``, so runs are reproducible.
+    """
+
+    def __init__(
+        self,
+        sets: SampleSets,
+        train_samples: np.ndarray,
+        validation_samples: np.ndarray,
+        batch_size: int = 32,
+        n_cells: tuple[int, int] = (1000, 2000),
+        n_views: int = 2,
+        small_sample: SmallSample = "replace",
+        sample_targets: dict[str, torch.Tensor] | None = None,
+        load_to_device: bool | Literal["auto"] = "auto",
+        max_device_fraction: float = 0.5,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if n_cells[0] < 1 or n_cells[1] < n_cells[0]:
+            raise ValueError(f"n_cells must be (min, max) with 1 <= min <= max, got {n_cells}")
+        if len(train_samples) < 2:
+            raise ValueError("at least 2 training samples are needed for set batches")
+        self.sets = sets
+        self.train_samples = np.asarray(train_samples, dtype=np.int64)
+        self.validation_samples = np.asarray(validation_samples, dtype=np.int64)
+        self.batch_size = max(2, min(int(batch_size), len(self.train_samples)))
+        self.n_cells = (int(n_cells[0]), int(n_cells[1]))
+        self.n_views = n_views
+        self.small_sample = small_sample
+        self.sample_targets = dict(sample_targets or {})
+        self.load_to_device = load_to_device
+        self.max_device_fraction = max_device_fraction
+        self.seed = int(seed)
+        self._epoch = 0
+        # scvi-tools' TrainRunner reads these
+        self.n_train = len(self.train_samples)
+        self.n_val = len(self.validation_samples)
+
+    def _place(self) -> None:
+        trainer = getattr(self, "trainer", None)
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        if device.type != "cpu":
+            if self.load_to_device == "auto":
+                nbytes = self.sets.X.element_size() * self.sets.X.nelement()
+                free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else math.inf
+                if nbytes > self.max_device_fraction * free:
+                    device = torch.device("cpu")
+            elif not self.load_to_device:
+                device = torch.device("cpu")
+        self.sets.to(device)
+        self.sample_targets = {k: v.to(device) for k, v in self.sample_targets.items()}
+
+    def setup(self, stage: str | None = None) -> None:
+        """Place the cell matrix (on the trainer's device when it fits)."""
+        self._place()
+
+    def train_dataloader(self):
+        """One epoch of training set batches."""
+        return _SetBatches(self, self.train_samples, train=True)
+
+    def val_dataloader(self):
+        """Fixed-seed set batches of the validation samples (empty when there are none)."""
+        if len(self.validation_samples) < 2:
+            return []
+        return _SetBatches(self, self.validation_samples, train=False)
