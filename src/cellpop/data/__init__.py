@@ -1,6 +1,8 @@
 """Data layer: input validation, sample-set sampling, device-resident loading, pseudobulk."""
 
 from ._cell_loader import CellDataModule, iter_row_batches, split_cells
+from ._inference_cells import eigenvector_centrality, inference_cells
+from ._sample_sets import SampleSetDataModule, SampleSets, split_samples
 from ._validation import (
     check_counts,
     check_finite,
@@ -12,20 +14,17 @@ from ._validation import (
 
 __all__ = [
     "CellDataModule",
-    "iter_row_batches",
-    "split_cells",
+    "SampleSetDataModule",
+    "SampleSets",
     "check_counts",
     "check_finite",
     "check_min_samples",
     "check_obs_key",
     "check_var_names_match",
+    "eigenvector_centrality",
     "get_input_matrix",
+    "inference_cells",
+    "iter_row_batches",
+    "split_cells",
+    "split_samples",
 ]
-
-from ._sample_sets import SampleSetDataModule, SampleSets, split_samples
-
-__all__ += ["SampleSetDataModule", "SampleSets", "split_samples"]
-
-from ._inference_cells import eigenvector_centrality, inference_cells
-
-__all__ += ["eigenvector_centrality", "inference_cells"]
