@@ -19,3 +19,5 @@ __all__ = [
     "spare_scores",
     "trajectory_conservation",
 ]
+from ._coverage import metacell_denoising_f1, rare_population_coverage  # noqa: E402,F401
+from ._scgraph import scgraph, scgraph_reference  # noqa: E402,F401
