@@ -110,7 +110,6 @@ class SampleSets:
         dev = self.device
         cnt = self.counts[samples]  # (B,)
         b = samples.shape[0]
-        arange = torch.arange(n_cells, device=dev)
         if small_sample == "replace":
             mask = torch.ones(b, n_cells, dtype=torch.bool, device=dev)
             pos = (torch.rand(b, n_cells, generator=generator, device=dev) * cnt[:, None]).long()
@@ -119,7 +118,7 @@ class SampleSets:
                 pos[big] = self._without_replacement(cnt[big], n_cells, generator)
         elif small_sample == "mask":
             pos = self._without_replacement(cnt, n_cells, generator)
-            mask = arange[None, :] < cnt[:, None]
+            mask = pos < cnt[:, None]  # the first cnt keys are the real cells
             pos = torch.where(mask, pos, torch.zeros_like(pos))
         else:
             raise ValueError(f"small_sample must be 'replace' or 'mask', got {small_sample!r}")

@@ -51,6 +51,22 @@ PRESETS = {
 }  # fmt: skip
 
 
+def _concat_history(first: dict, second: dict) -> dict:
+    """Concatenate two training histories, keeping every key of either (epochs continue)."""
+    out = {}
+    offset = max((len(v) for v in first.values()), default=0)
+    for key in dict.fromkeys([*first, *second]):
+        parts = []
+        if key in first:
+            parts.append(first[key])
+        if key in second:
+            nxt = second[key].copy()
+            nxt.index = nxt.index + offset
+            parts.append(nxt)
+        out[key] = pd.concat(parts)
+    return out
+
+
 class SampleCLR(SampleMixin, BaseModelClass):
     """Sample (donor) representations by contrasting random cell subsets of each sample.
 
@@ -335,7 +351,11 @@ class SampleCLR(SampleMixin, BaseModelClass):
                 accelerator=accelerator, devices=devices, early_stopping=early_stopping,
                 early_stopping_patience=early_stopping_patience, **trainer_kwargs,
             )  # fmt: skip
+            previous = self.history_ if self.is_trained_ else None
+            self.is_trained_ = False  # let the runner write this stage's full history
             runner()
+            if previous:
+                self.history_ = _concat_history(previous, self.history_)
         self.train_samples_ = names[train_s].tolist()
         self.validation_samples_ = names[val_s].tolist()
         self.prior_similarity_ = prior_similarity

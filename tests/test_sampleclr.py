@@ -1,0 +1,163 @@
+import numpy as np
+import pandas as pd
+import pytest
+import scvi
+from conftest import make_sample_adata
+
+from cellpop.model import SampleCLR
+
+FAST = dict(max_epochs=3, n_cells=(20, 40), enable_progress_bar=False, warmup_epochs=1)
+
+
+def _setup(adata, **kw):
+    kw.setdefault("sample_key", "donor_id")
+    kw.setdefault("obsm_key", "X_pca")
+    SampleCLR.setup_anndata(adata, **kw)
+    return SampleCLR(adata)
+
+
+def _snapshot(adata):
+    return (
+        adata.obs[[c for c in adata.obs.columns if not c.startswith("_scvi")]].copy(),
+        {k: v.copy() for k, v in adata.obsm.items()},
+        set(k for k in adata.uns if not k.startswith("_scvi")),
+    )
+
+
+def test_train_and_outputs(sample_adata):
+    before = _snapshot(sample_adata)
+    model = _setup(sample_adata, classification_keys=["disease"])
+    model.train(**FAST)
+    reps = model.get_sample_representation(key_added="X_sampleclr")
+    assert reps.shape == (6, model.module.n_output)
+    assert list(reps.index) == [f"D{i}" for i in range(6)] and reps.index.name == "donor_id"
+    assert sample_adata.uns["X_sampleclr"] is reps
+    assert np.isfinite(reps.to_numpy()).all()
+    cells = model.get_latent_representation()
+    assert cells.shape == (360, model.module.n_output)
+    sub = model.get_latent_representation(indices=np.arange(10))
+    np.testing.assert_allclose(sub, cells[:10], rtol=1e-5, atol=1e-6)
+    imp = model.get_cell_importance(kind="probability")
+    assert imp.shape == (360, model.module.n_heads)
+    codes = sample_adata.obs["donor_id"].cat.codes.to_numpy()
+    np.testing.assert_allclose(pd.DataFrame(imp).groupby(codes).sum().to_numpy(), 1.0, rtol=1e-6)
+    rel = model.get_cell_importance()
+    np.testing.assert_allclose(rel.mean(0), 1.0, rtol=1e-6)  # equal-size samples: mean 1
+    pred = model.predict(return_proba=True)
+    assert set(pred["disease"].astype(str)) <= {"covid", "healthy"}
+    np.testing.assert_allclose(pred[["disease:covid", "disease:healthy"]].sum(1), 1.0, atol=1e-5)
+    assert "contrastive_loss_train" in model.history and "cls_disease_loss_train" in model.history
+    # the user's AnnData: nothing changed but the requested key
+    obs, obsm, uns = _snapshot(sample_adata)
+    pd.testing.assert_frame_equal(obs, before[0])
+    for k in before[1]:
+        np.testing.assert_array_equal(obsm[k], before[1][k])
+    assert uns - before[2] == {"X_sampleclr"}
+
+
+def test_getters_need_training(sample_adata):
+    model = _setup(sample_adata)
+    for getter in (model.get_sample_representation, model.get_latent_representation):
+        with pytest.raises(RuntimeError, match="train"):
+            getter()
+
+
+def test_determinism_and_save_load(sample_adata, tmp_path):
+    reps = []
+    for _ in range(2):
+        scvi.settings.seed = 7
+        adata = make_sample_adata()
+        model = _setup(adata, classification_keys=["disease"], regression_keys=["age"])
+        model.train(**FAST)
+        reps.append(model.get_sample_representation())
+    pd.testing.assert_frame_equal(reps[0], reps[1])
+    model.save(tmp_path / "m", overwrite=True)
+    loaded = SampleCLR.load(tmp_path / "m", adata=adata)
+    pd.testing.assert_frame_equal(loaded.get_sample_representation(), reps[1])
+    np.testing.assert_array_equal(
+        loaded.get_latent_representation(), model.get_latent_representation()
+    )
+    np.testing.assert_array_equal(loaded.get_cell_importance(), model.get_cell_importance())
+    pd.testing.assert_frame_equal(loaded.predict(), model.predict())
+    assert loaded.target_info_ == model.target_info_
+
+
+def test_new_samples_and_feature_mismatch(sample_adata):
+    model = _setup(sample_adata)
+    model.train(**FAST)
+    query = make_sample_adata(n_samples=3, seed=5)
+    query.obs["donor_id"] = query.obs["donor_id"].cat.rename_categories(lambda c: "Q" + c)
+    reps = model.get_sample_representation(query)
+    assert list(reps.index) == ["QD0", "QD1", "QD2"]
+    bad = query.copy()
+    bad.obsm["X_pca"] = bad.obsm["X_pca"][:, :5]
+    with pytest.raises(ValueError, match="features"):
+        model.get_sample_representation(bad)
+    nan = query.copy()
+    nan.obsm["X_pca"][0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        model.get_latent_representation(nan)
+
+
+def test_prior_similarity_and_supervised_kinds(sample_adata):
+    sample_adata.obs["severity"] = pd.Categorical(
+        sample_adata.obs["severity"], categories=["mild", "moderate", "severe"], ordered=True
+    )
+    model = _setup(sample_adata, ordinal_regression_keys=["severity"], regression_keys=["age"])
+    names = sample_adata.obs["donor_id"].cat.categories
+    prior = pd.DataFrame(np.eye(6), index=names, columns=names)
+    model.train(prior_similarity=prior, **FAST)
+    pred = model.predict()
+    assert pred["severity"].cat.ordered and list(pred.columns) == ["severity", "age"]
+    assert model.prior_similarity_ is prior
+    with pytest.raises(ValueError, match="lacks"):
+        model.train(prior_similarity=prior.iloc[:3, :3], **FAST)
+
+
+def test_missing_supervised_labels_are_masked(sample_adata):
+    obs = sample_adata.obs
+    obs["disease"] = obs["disease"].astype(object)
+    obs.loc[obs["donor_id"] == "D0", "disease"] = np.nan
+    model = _setup(sample_adata, classification_keys=["disease"])
+    model.train(**FAST)
+    assert np.isfinite(model.history["train_loss"].to_numpy(dtype=float)).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(sample_key="nope"), KeyError, "nope"),
+        (dict(obsm_key="X_umap"), KeyError, "X_umap"),
+        (dict(batch_key="lane"), KeyError, "lane"),
+        (dict(classification_keys=["nope"]), KeyError, "nope"),
+        (dict(classification_keys=["cell_type"]), ValueError, "not constant"),
+        (dict(regression_keys=["disease"]), ValueError, "numeric"),
+        (dict(ordinal_regression_keys=["severity"]), ValueError, "order unknown"),
+        (
+            dict(ordinal_regression_keys=["severity"], ordinal_orders={"severity": ["mild"]}),
+            ValueError,
+            "outside its order",
+        ),
+        (dict(min_cells_per_sample=100), ValueError, "fewer than"),
+    ],
+)
+def test_setup_errors(sample_adata, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        _setup(sample_adata, **kwargs)
+
+
+def test_setup_rejects_nan_single_sample_and_missing_donor(sample_adata):
+    a = sample_adata.copy()
+    a.obsm["X_pca"][3, 1] = np.inf
+    with pytest.raises(ValueError, match="NaN/inf"):
+        _setup(a)
+    one = sample_adata[sample_adata.obs["donor_id"] == "D0"].copy()
+    with pytest.raises(ValueError, match="at least 2"):
+        _setup(one)
+    a = sample_adata.copy()
+    a.obs["donor_id"] = a.obs["donor_id"].astype(object)
+    a.obs.iloc[0, a.obs.columns.get_loc("donor_id")] = None
+    with pytest.raises(ValueError, match="missing"):
+        _setup(a)
+    with pytest.raises(ValueError, match="early_stopping"):
+        _setup(sample_adata).train(early_stopping=True, train_size=1.0, **FAST)
