@@ -9,7 +9,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from cellpop.data._validation import check_finite, get_input_matrix
 
-from ._sample_adata import _indicator, _sample_codes
+from ._sample_adata import _sample_codes
 
 
 def _jitter_duplicates(X: np.ndarray, random_state: int) -> tuple[np.ndarray, int]:
@@ -108,17 +108,16 @@ def gloscope(
     X, _ = _jitter_duplicates(X, random_state)
     d = X.shape[1]
 
-    # logr[x, j] = log distance of cell x to its k-th neighbour in sample j (self excluded if x in j)
-    logr = np.empty((X.shape[0], n_samples))
+    # S[i, j] = sum over the cells x of sample i of log r_j(x), r_j = k-th neighbour distance in
+    # sample j (self excluded when x is in j); one column per reference sample, O(n_cells) memory
+    S = np.empty((n_samples, n_samples))
     for j in range(n_samples):
         nn = NearestNeighbors(n_neighbors=k + 1, n_jobs=n_jobs).fit(X[codes == j])
         dist, _ = nn.kneighbors(X, n_neighbors=k + 1)
-        own = codes == j
-        logr[:, j] = np.log(np.where(own, dist[:, k], dist[:, k - 1]))
-    if not np.isfinite(logr).all():
-        raise ValueError("GloScope found zero neighbour distances even after de-duplication.")
-    # S[i, j] = sum over cells of i of log r_j ; own[i] = S[i, i]
-    S = np.asarray(_indicator(codes, n_samples) @ logr)
+        r = np.where(codes == j, dist[:, k], dist[:, k - 1])
+        if (r <= 0).any():
+            raise ValueError("GloScope found zero neighbour distances even after de-duplication.")
+        S[:, j] = np.bincount(codes, weights=np.log(r), minlength=n_samples)
     own = np.diag(S)[:, None]
     mf = m.astype(np.float64)
     kl = d / mf[:, None] * (S - own) + np.log(mf[None, :] / (mf[:, None] - 1.0))
