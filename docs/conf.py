@@ -279,22 +279,40 @@ def _skip_external_members(app, what, name, obj, skip, options):
     return None
 
 
-def _drop_builtin_type_docstring(app, what, name, obj, options, lines):
+def _doc_comment_of_reexport(name: str, obj) -> list[str] | None:
+    """The ``#:`` doc comment of ``obj`` in the private module that defines it, when ``name``
+    (``package.ATTR``) is a re-export of that module's ``ATTR``."""
+    from sphinx.pycode import ModuleAnalyzer, PycodeError
+
+    package, _, attr = name.rpartition(".")
+    for modname, module in list(sys.modules.items()):
+        if not modname.startswith(package + ".") or getattr(module, attr, None) is not obj:
+            continue
+        try:
+            attr_docs = ModuleAnalyzer.for_module(modname).find_attr_docs()
+        except PycodeError:
+            continue
+        if ("", attr) in attr_docs:
+            return list(attr_docs[("", attr)])
+    return None
+
+
+def _fix_data_docstring(app, what, name, obj, options, lines):
     """Data re-exported from a private module has no doc comment where it is documented, so
-    autodoc falls back to the docstring of its type (``dict``, ``str``): drop that."""
-    if what in {"data", "attribute"} and lines:
-        type_doc = getattr(type(obj), "__doc__", None)
-        if (
-            type_doc
-            and "\n".join(lines).strip()
-            == "\n".join(line.strip() for line in type_doc.strip().splitlines()).strip()
-        ):
-            lines.clear()
-        elif type_doc and lines[0].strip() == type_doc.strip().splitlines()[0].strip():
-            lines.clear()
+    autodoc falls back to the docstring of its type (``dict``, ``str``): replace that by the doc
+    comment in the defining module, or drop it."""
+    if what not in {"data", "attribute"}:
+        return
+    type_doc = getattr(type(obj), "__doc__", None) or ""
+    type_lines = [line.strip() for line in type_doc.strip().splitlines()]
+    if lines and (not type_lines or lines[0].strip() != type_lines[0]):
+        return  # a real docstring / doc comment
+    lines.clear()
+    if what == "data":
+        lines.extend(_doc_comment_of_reexport(name, obj) or [])
 
 
 def setup(app):
     app.connect("source-read", _drop_missing_pages)
-    app.connect("autodoc-process-docstring", _drop_builtin_type_docstring)
+    app.connect("autodoc-process-docstring", _fix_data_docstring)
     app.connect("autodoc-skip-member", _skip_external_members)
