@@ -179,8 +179,9 @@ def run(
         fig.tight_layout()
         fig.savefig(out / "sample_umap.png", dpi=120)
         plt.close(fig)
-        ax = pl.cell_importance_heatmap(
-            result.obsm["sampleclr_importance"], result.obs["cell_type"]
+        fig, ax = plt.subplots(figsize=(10, 5.5))
+        pl.cell_importance_heatmap(
+            result.obsm["sampleclr_importance"], result.obs["cell_type"], ax=ax
         )
         ax.set_title("SampleCLR + disease head: cell importance")
         ax.figure.tight_layout()
