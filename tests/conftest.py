@@ -67,3 +67,10 @@ def make_sample_adata(
 def sample_adata() -> ad.AnnData:
     """Six donors x 60 cells x 8-d embedding with sample-level covariates."""
     return make_sample_adata()
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one torch thread per xdist worker: workers already use every core
+    import torch
+
+    torch.set_num_threads(1)
