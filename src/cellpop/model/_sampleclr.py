@@ -30,8 +30,8 @@ from cellpop.data import (
     split_samples,
 )
 from cellpop.model.base import SampleMixin
-from cellpop.model.base._sample_mixin import sample_codes
 from cellpop.module import SampleCLRModule
+from cellpop.tl._sample_adata import _sample_codes as sample_codes
 from cellpop.train import SSLTrainingPlan
 
 from ._sampleclr_targets import per_sample_targets, validate_supervised_keys

@@ -7,30 +7,7 @@ import pandas as pd
 from anndata import AnnData
 from scvi.data._constants import _SETUP_ARGS_KEY
 
-from cellpop.data import check_finite, check_obs_key, get_input_matrix
-
-
-def sample_codes(adata: AnnData, sample_key: str) -> tuple[np.ndarray, pd.Index]:
-    """Integer sample index per cell and the sample names (categories with cells, in order).
-
-    Raises
-    ------
-    KeyError
-        If ``sample_key`` is not in ``adata.obs``.
-    ValueError
-        If the sample column has missing values.
-    """
-    check_obs_key(adata, sample_key, "sample_key")
-    col = adata.obs[sample_key]
-    if col.isna().any():
-        raise ValueError(
-            f"sample_key={sample_key!r} has {int(col.isna().sum())} missing value(s): every cell "
-            "needs a sample."
-        )
-    cat = pd.Categorical(col).remove_unused_categories()
-    return np.asarray(cat.codes, dtype=np.int64), pd.Index(
-        cat.categories.astype(str), name=sample_key
-    )
+from cellpop.data import check_finite, get_input_matrix
 
 
 class SampleMixin:
