@@ -19,5 +19,7 @@ __all__ = [
     "spare_scores",
     "trajectory_conservation",
 ]
+from ._annotation import annotation_f1, f1_scores  # noqa: E402,F401
+from ._integration import integration_scores  # noqa: E402,F401
 from ._coverage import metacell_denoising_f1, rare_population_coverage  # noqa: E402,F401
 from ._scgraph import scgraph, scgraph_reference  # noqa: E402,F401

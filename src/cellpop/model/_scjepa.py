@@ -29,7 +29,6 @@ from cellpop.data import (
     get_input_matrix,
     iter_row_batches,
 )
-from cellpop.model.base._sample_mixin import sample_codes
 from cellpop.module._scjepa import ScJEPAModule
 
 logger = logging.getLogger(__name__)
@@ -481,7 +480,11 @@ class ScJEPA(BaseModelClass):
             raise ValueError("get_sample_representation needs sample_key in setup_anndata.")
         self._check_trained()
         ad = self.adata if adata is None else adata
-        codes, names = sample_codes(ad, key)
+        check_obs_key(ad, key, "sample_key")
+        if ad.obs[key].isna().any():
+            raise ValueError(f"sample_key={key!r} has missing values: every cell needs a sample.")
+        cat = pd.Categorical(ad.obs[key]).remove_unused_categories()
+        codes, names = np.asarray(cat.codes), pd.Index(cat.categories.astype(str), name=key)
         z = self.get_latent_representation(adata)
         sums = np.zeros((len(names), z.shape[1]))
         np.add.at(sums, codes, z)
