@@ -17,7 +17,7 @@ def _data_dir() -> Path | None:
     return Path(d) if d and Path(d).is_dir() else None
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The curated real datasets (``$CELLPOP_DATA_DIR``); skips when absent."""
     d = _data_dir()

@@ -161,3 +161,12 @@ def test_setup_rejects_nan_single_sample_and_missing_donor(sample_adata):
         _setup(a)
     with pytest.raises(ValueError, match="early_stopping"):
         _setup(sample_adata).train(early_stopping=True, train_size=1.0, **FAST)
+
+
+def test_sample_info_one_row_per_sample(sample_adata):
+    model = _setup(sample_adata)
+    info = model.sample_info
+    assert list(info.index) == [f"D{i}" for i in range(6)]
+    assert {"disease", "severity", "age", "n_cells"} <= set(info.columns)
+    assert "cell_type" not in info.columns  # varies within samples
+    assert (info["n_cells"] == 60).all()

@@ -51,6 +51,11 @@ PRESETS = {
 }  # fmt: skip
 
 
+def _seed() -> int:
+    """``scvi.settings.seed``, or 0 when it was never set (draws stay reproducible)."""
+    return 0 if settings.seed is None else int(settings.seed)
+
+
 def _concat_history(first: dict, second: dict) -> dict:
     """Concatenate two training histories, keeping every key of either (epochs continue)."""
     out = {}
@@ -317,7 +322,7 @@ class SampleCLR(SampleMixin, BaseModelClass):
         """
         max_epochs = 200 if max_epochs is None else int(max_epochs)
         sets, codes, names = self._sample_sets(self.adata)
-        train_s, val_s = split_samples(len(names), train_size, seed=settings.seed)
+        train_s, val_s = split_samples(len(names), train_size, seed=_seed())
         if early_stopping and len(val_s) == 0:
             raise ValueError(
                 "early_stopping needs a validation set of at least 2 samples: lower train_size."
@@ -327,7 +332,7 @@ class SampleCLR(SampleMixin, BaseModelClass):
         dm = SampleSetDataModule(
             sets, train_s, val_s, batch_size=batch_size, n_cells=tuple(n_cells),
             small_sample=small_sample, sample_targets=targets, load_to_device=load_to_device,
-            seed=settings.seed,
+            seed=_seed(),
         )  # fmt: skip
         trainer_kwargs.setdefault("benchmark", False)
         trainer_kwargs.setdefault("log_every_n_steps", 1)
@@ -428,7 +433,7 @@ class SampleCLR(SampleMixin, BaseModelClass):
         sets, codes, names = self._sample_sets(adata)
         idx = inference_cells(
             sets.X.numpy(), codes, len(names), n_cells=n_cells, method=cell_selection,
-            seed=settings.seed,
+            seed=_seed(),
         )  # fmt: skip
         self.module.eval()
         device = self.device
