@@ -222,3 +222,22 @@ def test_sample_adata_errors():
         tl.sample_adata(adata, rep_key="X_missing", sample_key="sample")
     with pytest.raises(TypeError, match="DataFrame"):
         tl.sample_adata(adata, sample_key="sample", representation=np.zeros((3, 2)))
+
+
+def test_sample_adata_infers_sample_key_from_model_output():
+    from conftest import make_sample_adata
+
+    from cellpop.tl import sample_adata
+
+    a = make_sample_adata()
+    names = a.obs["donor_id"].cat.categories
+    rep = pd.DataFrame(
+        np.arange(12.0).reshape(6, 2), index=pd.Index(names, name="donor_id"), columns=["d0", "d1"]
+    )
+    a.uns["X_rep"] = rep
+    s = sample_adata(a, "X_rep")  # no sample_key: read from the index name
+    assert s.n_obs == 6 and s.uns["cellpop"]["sample_key"] == "donor_id"
+    np.testing.assert_array_equal(s.obsm["X_rep"], rep.to_numpy())
+    rep.index.name = None
+    with pytest.raises(ValueError, match="sample_key"):
+        sample_adata(a, "X_rep")

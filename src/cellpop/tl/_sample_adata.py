@@ -116,8 +116,9 @@ def sample_adata(
         writes it) unless ``representation`` is given. The result stores it in ``obsm[rep_key]``
         (``"X_sample"`` when ``rep_key`` is None).
     sample_key
-        Column of ``adata.obs`` with the sample id. Default:
-        ``adata.uns["cellpop"]["sample_key"]`` when a cellpop model registered it.
+        Column of ``adata.obs`` with the sample id. Default: the name of the representation's
+        index when it is an ``adata.obs`` column (cellpop models name it after their
+        ``sample_key``), else ``adata.uns["cellpop"]["sample_key"]``.
     representation
         Sample representation ``(n_samples, d)`` indexed by sample id; overrides ``adata.uns``.
         It may cover a subset of the samples (e.g. held-out donors): only those rows are kept.
@@ -141,13 +142,6 @@ def sample_adata(
     TypeError
         If the representation is not a DataFrame.
     """
-    if sample_key is None:
-        sample_key = adata.uns.get("cellpop", {}).get("sample_key")
-        if sample_key is None:
-            raise ValueError(
-                "sample_key= is required: adata.uns['cellpop']['sample_key'] is not set "
-                "(it is set when a cellpop model is set up on this AnnData)."
-            )
     if representation is None:
         if rep_key is None:
             raise ValueError("Give rep_key= (a key of adata.uns) or representation=.")
@@ -158,6 +152,17 @@ def sample_adata(
                 "representation=."
             )
         representation = adata.uns[rep_key]
+    if sample_key is None:
+        index_name = getattr(getattr(representation, "index", None), "name", None)
+        if index_name is not None and index_name in adata.obs.columns:
+            sample_key = index_name  # cellpop models name the index after their sample_key
+        else:
+            sample_key = adata.uns.get("cellpop", {}).get("sample_key")
+        if sample_key is None:
+            raise ValueError(
+                "sample_key= is required: the representation's index is not named after an "
+                "adata.obs column and adata.uns['cellpop']['sample_key'] is not set."
+            )
     if not isinstance(representation, pd.DataFrame):
         raise TypeError(
             "The sample representation must be a pandas DataFrame indexed by sample id, got "
