@@ -336,7 +336,6 @@ class SampleCLR(SampleMixin, BaseModelClass):
         )  # fmt: skip
         trainer_kwargs.setdefault("benchmark", False)
         trainer_kwargs.setdefault("log_every_n_steps", 1)
-        trainer_kwargs.setdefault("check_val_every_n_epoch", 1)
         trainer_kwargs.setdefault("early_stopping_monitor", "validation_loss")
         lr = self.default_lr_ if lr is None else lr
         stages = [("contrastive", max_epochs, 0.0, 0)]
