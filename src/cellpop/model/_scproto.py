@@ -41,7 +41,7 @@ def knn_index(X, n_neighbors: int = 50, n_pcs: int = 50, random_state: int = 0) 
     """kNN graph for the augmentation (scProto §3.1 / §4.1): PCA 50 components, 50 neighbours.
 
     Built with scanpy on a log1p-normalised copy (``normalize_total`` to 1e4, ``log1p``,
-    ``pca``, ``neighbors``); the input is never modified.
+    ``pca``, ``neighbors`` with exact scikit-learn neighbours); the input is never modified.
 
     Parameters
     ----------
@@ -71,7 +71,16 @@ def knn_index(X, n_neighbors: int = 50, n_pcs: int = 50, random_state: int = 0) 
     sc.pp.log1p(tmp)
     n_comps = int(max(1, min(n_pcs, min(tmp.shape) - 1)))
     sc.pp.pca(tmp, n_comps=n_comps, random_state=random_state)
-    sc.pp.neighbors(tmp, n_neighbors=k + 1, use_rep="X_pca", random_state=random_state)
+    # exact neighbours (scikit-learn): deterministic, and scanpy 1.11's pynndescent path fails
+    # with scipy >= 1.15 sparse arrays (``csr_array.getnnz``)
+    sc.pp.neighbors(
+        tmp,
+        n_neighbors=k + 1,
+        use_rep="X_pca",
+        transformer="sklearn",
+        method="gauss",  # connectivities are unused; "umap" would JIT-compile numba (~20 s)
+        random_state=random_state,
+    )
     dist = tmp.obsp["distances"].tocsr()
     counts = np.diff(dist.indptr)
     pos = np.arange(k)[None, :] % np.maximum(counts, 1)[:, None] + dist.indptr[:-1, None]

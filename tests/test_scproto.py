@@ -1,0 +1,208 @@
+"""ScProto model tests: bad input, outputs, save/load, determinism, real-data quality."""
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+import scvi
+import torch
+from anndata import AnnData
+
+from cellpop.model import ScProto
+from cellpop.model._scproto import default_n_prototypes, knn_index
+
+QUIET = {"enable_progress_bar": False}
+
+
+def _synthetic(n=360, g=40, seed=0):
+    rng = np.random.default_rng(seed)
+    means = rng.gamma(1.0, 2.0, size=(3, g))
+    means[:, :6] = 0.1
+    for t in range(3):  # two marker genes per type
+        means[t, 2 * t : 2 * t + 2] = 15.0
+    lab = np.repeat(np.arange(3), n // 3)
+    batch = np.tile(["s0", "s1"], n // 2)
+    mu = means[lab] * np.where(batch == "s1", 1.3, 1.0)[:, None]
+    X = rng.poisson(mu).astype(np.float32)
+    obs = pd.DataFrame(
+        {
+            "study": batch,
+            "ct": np.array(["A", "B", "C"])[lab],
+            "donor": [f"d{i % 6}" for i in range(n)],
+        },
+        index=[f"c{i}" for i in range(n)],
+    )
+    var = pd.DataFrame(index=[f"g{j}" for j in range(g)])
+    return AnnData(X=X, obs=obs, var=var)
+
+
+def _fit(adata, seed=0, epochs=6, **kw):
+    scvi.settings.seed = seed
+    ScProto.setup_anndata(adata, batch_key="study", labels_key="ct", sample_key="donor")
+    model = ScProto(adata, n_prototypes=9, n_neighbors=10, **kw)
+    model.train(max_epochs=epochs, batch_size=120, **QUIET)
+    return model
+
+
+@pytest.fixture(scope="module")
+def trained():
+    adata = _synthetic()
+    before = adata.copy()
+    model = _fit(adata)
+    return adata, before, model
+
+
+def test_bad_input_errors():
+    a = _synthetic(n=60)
+    b = a.copy()
+    b.X[0, 0] = 0.5
+    with pytest.raises(ValueError, match="non-integer"):
+        ScProto.setup_anndata(b)
+    c = a.copy()
+    c.X[1, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        ScProto.setup_anndata(c)
+    with pytest.raises(KeyError, match="batch_key='nope'"):
+        ScProto.setup_anndata(a, batch_key="nope")
+    with pytest.raises(KeyError, match="layer='counts'"):
+        ScProto.setup_anndata(a, layer="counts")
+    ScProto.setup_anndata(a, batch_key="study")
+    with pytest.raises(ValueError, match="n_prototypes=61"):
+        ScProto(a, n_prototypes=61)
+    with pytest.raises(ValueError, match="sample_key"):
+        ScProto(a, n_prototypes=5).get_sample_representation()
+    # a study with a single cell: too few cells for its per-batch Sinkhorn
+    d = a.copy()
+    d.obs["study"] = ["tiny"] + ["big"] * (d.n_obs - 1)
+    ScProto.setup_anndata(d, batch_key="study")
+    with pytest.raises(ValueError, match="'tiny' \\(1 cells\\)"):
+        ScProto(d, n_prototypes=5).train(max_epochs=1, **QUIET)
+
+
+def test_default_n_prototypes_rule():
+    assert default_n_prototypes(12261) == 123
+    assert default_n_prototypes(500) == 10
+    assert default_n_prototypes(5) == 5
+    assert default_n_prototypes(10**7) == 500
+
+
+def test_knn_index_same_type_neighbours():
+    a = _synthetic()
+    X0 = a.X.copy()
+    idx = knn_index(a.X, n_neighbors=10, n_pcs=10)
+    assert idx.shape == (a.n_obs, 10) and idx.dtype == np.int64
+    assert np.array_equal(a.X, X0)  # input untouched
+    assert not (idx == np.arange(a.n_obs)[:, None]).any()  # self excluded
+    lab = a.obs["ct"].to_numpy()
+    assert (lab[idx] == lab[:, None]).mean() > 0.9
+
+
+def test_outputs(trained):
+    adata, before, model = trained
+    hist = model.history
+    for key in ("validation_loss", "swav_loss_train", "propagation_loss_train", "cvae_loss_train"):
+        assert key in hist and np.isfinite(hist[key].to_numpy(dtype=float)).all()
+    z = model.get_latent_representation()
+    assert z.shape == (adata.n_obs, 8)
+    hard = model.get_prototype_assignment()
+    soft = model.get_prototype_assignment(soft=True)
+    assert hard.shape == (adata.n_obs,) and hard.dtype == np.int64
+    assert soft.shape == (adata.n_obs, 9)
+    np.testing.assert_allclose(soft.sum(1), 1.0, rtol=1e-5)
+    assert np.array_equal(soft.argmax(1), hard)
+    # user's data untouched apart from scvi-tools' registry columns
+    assert np.array_equal(adata.X, before.X)
+    assert set(adata.obsm) == set(before.obsm) and set(adata.layers) == set(before.layers)
+    assert [c for c in adata.obs.columns if not c.startswith("_scvi")] == list(before.obs.columns)
+
+
+def test_metacells_valid_for_dotplot(trained):
+    import scanpy as sc
+
+    adata, _, model = trained
+    mc = model.get_metacells()
+    assert mc.shape == (9, adata.n_vars)
+    assert list(mc.var_names) == list(adata.var_names)
+    np.testing.assert_allclose(mc.X.sum(1), 1e4, rtol=1e-4)
+    assert mc.obs["n_cells"].sum() == adata.n_obs
+    assert mc.obsm["X_scproto"].shape == (9, 8)
+    used = mc.obs["n_cells"] > 0
+    assert mc.obs.loc[used, "purity"].between(0, 1).all()
+    assert set(mc.obs.loc[used, "majority_label"]) <= {"A", "B", "C"}
+    ax = sc.pl.dotplot(mc, ["g0", "g2", "g4"], groupby="majority_label", show=False)
+    assert ax is not None
+    assert "majority_label" in mc.obs and "X_scproto" not in adata.obsm
+
+
+def test_sample_representation(trained):
+    adata, _, model = trained
+    occ = model.get_sample_representation()
+    assert list(occ.index) == [f"d{i}" for i in range(6)] and occ.shape == (6, 9)
+    np.testing.assert_allclose(occ.sum(1), 0.0, atol=1e-9)  # CLR rows are centred
+    assert "X_occ" not in adata.uns
+    ml = model.get_sample_representation(kind="mean_latent", key_added="X_occ")
+    assert ml.shape == (6, 8) and adata.uns["X_occ"] is ml
+    del adata.uns["X_occ"]
+    with pytest.raises(ValueError, match="kind"):
+        model.get_sample_representation(kind="bogus")
+
+
+def test_save_load_roundtrip(trained, tmp_path):
+    adata, _, model = trained
+    model.save(tmp_path / "m", overwrite=True)
+    loaded = ScProto.load(tmp_path / "m", adata=adata)
+    np.testing.assert_array_equal(
+        loaded.get_latent_representation(), model.get_latent_representation()
+    )
+    np.testing.assert_array_equal(
+        loaded.get_prototype_assignment(), model.get_prototype_assignment()
+    )
+    np.testing.assert_array_equal(loaded.get_metacells().X, model.get_metacells().X)
+    np.testing.assert_array_equal(loaded.knn_index_, model.knn_index_)
+
+
+def test_seeded_determinism():
+    z = []
+    for _ in range(2):
+        a = _synthetic()
+        m = _fit(a, seed=3, epochs=2)
+        z.append(m.get_latent_representation())
+    np.testing.assert_array_equal(z[0], z[1])
+    assert torch.get_default_dtype() == torch.float32
+
+
+DATA = os.environ.get("CELLPOP_DATA_DIR")
+KANG = Path(DATA or "") / "kang2018_ctrl_8donors.h5ad"
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(
+    not KANG.is_file(), reason="CELLPOP_DATA_DIR with kang2018_ctrl_8donors.h5ad not set"
+)
+def test_kang_prototypes_are_pure():
+    """Short training on Kang PBMC: prototypes are far purer than chance, all types covered."""
+    import anndata as ad
+
+    from cellpop.metrics import rare_population_coverage
+
+    adata = ad.read_h5ad(KANG)
+    scvi.settings.seed = 0
+    ScProto.setup_anndata(adata, layer="counts", batch_key="donor_id", labels_key="cell_type")
+    model = ScProto(adata)
+    model.train(max_epochs=KANG_EPOCHS, **QUIET)
+    mc = model.get_metacells()
+    w = mc.obs["n_cells"].to_numpy()
+    purity = float(np.nansum(mc.obs["purity"].to_numpy() * w) / w.sum())
+    chance = adata.obs["cell_type"].value_counts(normalize=True).max()  # 0.42
+    assert purity > 0.8 > chance
+    cov = rare_population_coverage(model.get_prototype_assignment(), adata.obs["cell_type"])
+    assert cov["covered"].sum() >= 6  # of 8 types (megakaryocytes: 95 cells, 0.8%)
+
+
+KANG_EPOCHS = 5
