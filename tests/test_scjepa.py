@@ -224,3 +224,51 @@ def test_kang_heldout_donor_annotation():
     )
     # 8 cell types: chance macro-F1 ~0.125, majority-class micro-F1 ~0.42
     assert res["f1_macro"] > 0.5 and res["f1_micro"] > 0.75, res
+
+
+def test_annotation_f1_probe():
+    from cellpop.metrics import annotation_f1
+
+    rng = np.random.default_rng(0)
+    lab = np.repeat(["A", "B", "C"], 100)
+    don = np.tile(["d1", "d2", "d3", "d4"], 75)
+    sep = rng.normal(size=(300, 5)) + 5 * (lab[:, None] == np.array(["A", "B", "C", "A", "B"]))
+    for probe in ("logistic", "knn"):
+        res = annotation_f1(sep, lab, don, ["d4"], probe=probe)
+        assert res["f1_macro"] == 1.0 and res["f1_micro"] == 1.0
+        assert res["n_test"] == 75 and res["n_train"] == 225
+    noise = annotation_f1(rng.normal(size=(300, 5)), lab, don, ["d3", "d4"])
+    assert noise["f1_macro"] < 0.6
+    with pytest.raises(ValueError, match="same length"):
+        annotation_f1(sep[:10], lab, don, ["d4"])
+    with pytest.raises(ValueError, match="some but not all"):
+        annotation_f1(sep, lab, don, ["nope"])
+    with pytest.raises(ValueError, match="probe must be"):
+        annotation_f1(sep, lab, don, ["d4"], probe="svm")
+
+
+def test_integration_scores_copy_and_table():
+    from cellpop.metrics import integration_scores
+
+    rng = np.random.default_rng(0)
+    n = 240
+    a = ad.AnnData(np.abs(rng.normal(size=(n, 30))).astype(np.float32))
+    a.obs["batch"] = pd.Categorical(np.tile(["b1", "b2"], n // 2))
+    a.obs["ct"] = pd.Categorical(np.repeat(["A", "B", "C"], n // 3))
+    onehot = (a.obs["ct"].cat.codes.to_numpy()[:, None] == np.arange(3)).astype(np.float32)
+    a.obsm["good"] = onehot * 5 + rng.normal(size=(n, 3)).astype(np.float32)
+    a.obsm["bad"] = rng.normal(size=(n, 3)).astype(np.float32)
+    before = (set(a.obsm), set(a.uns), list(a.obs.columns))
+    from scib_metrics.benchmark import BatchCorrection, BioConservation
+
+    bio = BioConservation(isolated_labels=False, nmi_ari_cluster_labels_kmeans=False,
+                          clisi_knn=False)  # fmt: skip
+    batch = BatchCorrection(bras=False, ilisi_knn=False, kbet_per_label=False,
+                            pcr_comparison=False)  # fmt: skip
+    res = integration_scores(a, "batch", "ct", ["good", "bad"], bio_conservation_metrics=bio,
+                             batch_correction_metrics=batch)  # fmt: skip
+    assert set(res.index) == {"good", "bad"} and {"Total", "Bio conservation"} <= set(res.columns)
+    assert res.loc["good", "Bio conservation"] > res.loc["bad", "Bio conservation"]
+    assert (set(a.obsm), set(a.uns), list(a.obs.columns)) == before
+    with pytest.raises(KeyError, match="'missing' is not in adata.obsm"):
+        integration_scores(a, "batch", "ct", ["missing"])

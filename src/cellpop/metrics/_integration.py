@@ -11,6 +11,14 @@ from cellpop.data import check_obs_key
 __all__ = ["integration_scores"]
 
 
+def _sklearn_neighbors(X: np.ndarray, k: int):
+    from scib_metrics.nearest_neighbors import NeighborsResults
+    from sklearn.neighbors import NearestNeighbors
+
+    dist, idx = NearestNeighbors(n_neighbors=k).fit(X).kneighbors(X)
+    return NeighborsResults(indices=idx, distances=dist)
+
+
 def integration_scores(
     adata: AnnData,
     batch_key: str,
@@ -20,6 +28,7 @@ def integration_scores(
     bio_conservation_metrics=None,
     batch_correction_metrics=None,
     n_jobs: int = 1,
+    neighbors: str = "sklearn",
 ) -> pd.DataFrame:
     """scIB metrics of cell embeddings with scib-metrics' ``Benchmarker``.
 
@@ -42,6 +51,9 @@ def integration_scores(
         scib-metrics ``BioConservation`` / ``BatchCorrection`` objects (``None``: defaults).
     n_jobs
         Parallel jobs for neighbour search.
+    neighbors
+        ``"sklearn"`` (default): exact kNN with scikit-learn (no JIT compilation, fine up to
+        ~10^5 cells); ``"pynndescent"``: scib-metrics' approximate default.
 
     Returns
     -------
@@ -53,6 +65,8 @@ def integration_scores(
     ------
     KeyError
         Missing obs column or obsm key.
+    ValueError
+        Unknown ``neighbors``.
     """
     from scib_metrics.benchmark import BatchCorrection, Benchmarker, BioConservation
 
@@ -88,6 +102,10 @@ def integration_scores(
         n_jobs=n_jobs,
         progress_bar=False,
     )
+    if neighbors == "sklearn":
+        bm.prepare(neighbor_computer=_sklearn_neighbors)
+    elif neighbors != "pynndescent":
+        raise ValueError(f"neighbors must be 'sklearn' or 'pynndescent', got {neighbors!r}")
     bm.benchmark()
     res = bm.get_results(min_max_scale=False)
     res = res.drop(index="Metric Type", errors="ignore")
