@@ -7,6 +7,7 @@ registered below by dotted path (imported lazily, so the CLI starts fast).
 SUITES: dict[str, str] = {
     "sampleclr": "cellpop.benchmark._sampleclr:run",
     "scjepa": "cellpop.benchmark._scjepa:run",
+    "scproto": "cellpop.benchmark._scproto:run",
 }
 
 

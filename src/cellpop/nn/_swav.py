@@ -96,17 +96,21 @@ def sinkhorn_knopp(
     n, k = scores.shape
     s = scores.detach().float() / epsilon
     inv, n_groups = _group_ids(groups, n, s.device)
-    member = F.one_hot(inv, n_groups).T.bool()  # (G, B)
-    s_g = s.unsqueeze(0).masked_fill(~member.unsqueeze(-1), float("-inf"))  # (G, B, K)
-    s_g = s_g - s_g.amax(dim=(1, 2), keepdim=True)
-    q = torch.exp(s_g).transpose(1, 2)  # (G, K, B), zero outside the group
-    n_g = member.sum(1).float().view(-1, 1, 1)
+    # subtract each group's maximum (float32 safety for small epsilon)
+    row_max = s.amax(dim=1)
+    g_max = torch.full((n_groups,), float("-inf"), device=s.device).scatter_reduce(
+        0, inv, row_max, reduce="amax"
+    )
+    q = torch.exp(s - g_max[inv, None])  # (B, K); cell i belongs to group inv[i]
+    onehot = F.one_hot(inv, n_groups).to(q.dtype)  # (B, G)
+    n_g = onehot.sum(0)  # cells per group
     tiny = torch.finfo(torch.float32).tiny
-    q = q / q.sum(dim=(1, 2), keepdim=True)
+    q = q / (onehot.T @ q).sum(1).clamp_min(tiny)[inv, None]  # each group's Q sums to 1
     for _ in range(n_iters):
-        q = q / q.sum(dim=2, keepdim=True).clamp_min(tiny) / k
-        q = q / q.sum(dim=1, keepdim=True).clamp_min(tiny) / n_g
-    q = (q * n_g).sum(0).T  # (B, K): each cell belongs to exactly one group
+        proto_sums = onehot.T @ q  # (G, K): prototype (row) sums within each group
+        q = q / proto_sums.clamp_min(tiny)[inv] / k
+        q = q / q.sum(dim=1, keepdim=True).clamp_min(tiny) / n_g[inv, None]
+    q = q * n_g[inv, None]
     if hard:
         q = F.one_hot(q.argmax(dim=1), k).float()
     return q
