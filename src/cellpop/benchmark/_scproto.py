@@ -63,7 +63,7 @@ def _train_scvi(adata, batch_key, epochs, seed):
     return model, time.perf_counter() - t0
 
 
-def run(out_dir, data_dir=None, seeds=(0,), quick: bool = False) -> pd.DataFrame:
+def run(out_dir, data_dir=None, seeds=(0,), quick: bool = False, datasets=None) -> pd.DataFrame:
     """Run the scProto suite and write CSV tables into ``out_dir``.
 
     Parameters
@@ -77,7 +77,9 @@ def run(out_dir, data_dir=None, seeds=(0,), quick: bool = False) -> pd.DataFrame
     seeds
         Training seeds.
     quick
-        20 training epochs instead of 100 (CI / smoke runs) and no scIB.
+        10 training epochs instead of 100 (CPU smoke runs).
+    datasets
+        Subset of :data:`DATASETS` names (default: all).
 
     Returns
     -------
@@ -95,9 +97,12 @@ def run(out_dir, data_dir=None, seeds=(0,), quick: bool = False) -> pd.DataFrame
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    epochs = 20 if quick else 100
+    epochs = 10 if quick else 100
     rows, cov_rows, den_rows = [], [], []
     for name, (_, batch_key, label_key) in DATASETS.items():
+        if datasets is not None and name not in datasets:
+            continue
+        logger.info("scproto benchmark: %s", name)
         raw = _load(name, data_dir)
         ln = _lognorm(raw)
         sc.pp.pca(ln, n_comps=50, random_state=0)
@@ -119,13 +124,10 @@ def run(out_dir, data_dir=None, seeds=(0,), quick: bool = False) -> pd.DataFrame
                 ln.obsm[f"emb_{label}"] = np.asarray(z)
             keys = [f"emb_{k}" for k in emb]
             sg = scgraph(ln, keys, batch_key, label_key, reference=ref)
-            if not quick:
-                from cellpop.metrics._integration import integration_scores
+            from cellpop.metrics._integration import integration_scores
 
-                scib = integration_scores(ln, batch_key, label_key, keys)
-                scib = scib[["Batch correction", "Bio conservation", "Total"]]
-            else:
-                scib = pd.DataFrame(index=keys)
+            scib = integration_scores(ln, batch_key, label_key, keys)
+            scib = scib[["Batch correction", "Bio conservation", "Total"]]
             for label in emb:
                 k = f"emb_{label}"
                 row = {"dataset": name, "seed": seed, "method": label, "epochs": epochs}
@@ -172,10 +174,13 @@ def run(out_dir, data_dir=None, seeds=(0,), quick: bool = False) -> pd.DataFrame
                 den = pd.concat([den, *extra], ignore_index=True)
                 den.insert(0, "seed", seed)
                 den_rows.append(den)
-    table = pd.DataFrame(rows)
-    table.to_csv(out / "scproto_embeddings.csv", index=False)
+        _write(out, rows, cov_rows, den_rows)
+    return pd.DataFrame(rows)
+
+
+def _write(out: Path, rows, cov_rows, den_rows) -> None:
+    pd.DataFrame(rows).to_csv(out / "scproto_embeddings.csv", index=False)
     if cov_rows:
         pd.concat(cov_rows).to_csv(out / "scproto_coverage.csv", index=False)
     if den_rows:
         pd.concat(den_rows).to_csv(out / "scproto_denoising.csv", index=False)
-    return table
