@@ -46,6 +46,7 @@ class SampleSets:
         self.X = torch.as_tensor(np.asarray(X, dtype=np.float32)) if not torch.is_tensor(X) else X
         self.order = torch.as_tensor(np.argsort(codes, kind="stable"))
         self.counts = torch.as_tensor(counts)
+        self.counts_np = counts  # host copy: per-step decisions need no device sync
         self.offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)[:-1]]))
         self.device = torch.device("cpu")
 
@@ -65,10 +66,10 @@ class SampleSets:
         return self
 
     def _without_replacement(
-        self, cnt: torch.Tensor, n_cells: int, generator: torch.Generator
+        self, cnt: torch.Tensor, width: int, n_cells: int, generator: torch.Generator
     ) -> torch.Tensor:
-        """``(len(cnt), n_cells)`` positions without replacement (shuffled 0..cnt-1 first)."""
-        width = max(int(cnt.max()), n_cells)
+        """``(len(cnt), n_cells)`` positions without replacement: the ``n_cells`` smallest of
+        ``width`` random keys, keys at positions ``>= cnt`` pushed beyond every real one."""
         keys = torch.rand(len(cnt), width, generator=generator, device=self.device)
         invalid = torch.arange(width, device=self.device)[None, :] >= cnt[:, None]
         keys = keys.masked_fill(invalid, 2.0)
@@ -90,7 +91,8 @@ class SampleSets:
         Parameters
         ----------
         samples
-            ``(B,)`` sample indices on this object's device.
+            ``(B,)`` sample indices (host array or tensor; per-step decisions are made on the
+            host so a GPU draw needs no synchronisation).
         n_cells
             Cells per set.
         generator
@@ -108,16 +110,22 @@ class SampleSets:
             ``(B, n_cells)`` row indices into ``X`` (padding rows point at a real cell).
         """
         dev = self.device
-        cnt = self.counts[samples]  # (B,)
-        b = samples.shape[0]
+        s_np = np.asarray(samples.cpu() if torch.is_tensor(samples) else samples, dtype=np.int64)
+        cnt_np = self.counts_np[s_np]
+        b = len(s_np)
+        samples = torch.as_tensor(s_np, device=dev)
+        cnt = torch.as_tensor(cnt_np, device=dev)
         if small_sample == "replace":
             mask = torch.ones(b, n_cells, dtype=torch.bool, device=dev)
             pos = (torch.rand(b, n_cells, generator=generator, device=dev) * cnt[:, None]).long()
-            big = cnt >= n_cells
-            if bool(big.any()):  # subsample without replacement: n smallest of random keys
-                pos[big] = self._without_replacement(cnt[big], n_cells, generator)
+            big = np.flatnonzero(cnt_np >= n_cells)
+            if len(big):  # subsample without replacement: n smallest of random keys
+                big_t = torch.as_tensor(big, device=dev)
+                width = int(cnt_np[big].max())
+                pos[big_t] = self._without_replacement(cnt[big_t], width, n_cells, generator)
         elif small_sample == "mask":
-            pos = self._without_replacement(cnt, n_cells, generator)
+            width = max(int(cnt_np.max()), n_cells)
+            pos = self._without_replacement(cnt, width, n_cells, generator)
             mask = pos < cnt[:, None]  # the first cnt keys are the real cells
             pos = torch.where(mask, pos, torch.zeros_like(pos))
         else:
@@ -185,25 +193,29 @@ class _SetBatches:
             dm._epoch += 1
         else:  # fixed views: validation loss comparable across epochs
             seed = dm.seed + 424_242 + 7919 * rank
-        gen = torch.Generator(device=sets.device).manual_seed(seed)
-        mine = torch.as_tensor(self._my_samples(), device=sets.device)
+        gen = torch.Generator(device=sets.device).manual_seed(seed)  # cell draws (device)
+        rng = np.random.default_rng(seed)  # sample order and set size (host)
         n_steps = len(self)
         if n_steps == 0:
             return
-        perm = mine[torch.randperm(len(mine), generator=gen, device=sets.device)]
+        perm = rng.permutation(self._my_samples())
         # spread leftovers over the batches so no batch has a single sample
-        chunks = torch.tensor_split(perm, n_steps)
+        chunks = np.array_split(perm, n_steps)
         lo, hi = dm.n_cells
+        v = dm.n_views
         for chunk in chunks:
-            n = int(torch.randint(lo, hi + 1, (1,), generator=gen, device=sets.device))
-            views, masks = [], []
-            for _ in range(dm.n_views):
-                x, m, _ = sets.draw(chunk, n, gen, dm.small_sample)
-                views.append(x)
-                masks.append(m)
-            batch = {"x": torch.stack(views), "mask": torch.stack(masks), "sample": chunk}
+            n = int(rng.integers(lo, hi + 1))
+            # all views in one draw and one gather: rows are [view 0 samples, view 1 samples, ...]
+            x, m, _ = sets.draw(np.tile(chunk, v), n, gen, dm.small_sample)
+            b = len(chunk)
+            chunk_t = torch.as_tensor(chunk, device=sets.device)
+            batch = {
+                "x": x.view(v, b, n, -1),
+                "mask": m.view(v, b, n),
+                "sample": chunk_t,
+            }
             for key, tensor in dm.sample_targets.items():
-                batch[key] = tensor[chunk]
+                batch[key] = tensor[chunk_t]
             yield batch
 
 
