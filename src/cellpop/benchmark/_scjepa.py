@@ -206,7 +206,7 @@ def run(out_dir, data_dir=None, seeds=(0,), quick=False, epochs: int = 6,
         adata = load_dataset(name, data_dir)
         for seed in seeds:
             a, i = _one(adata, name, seed, epochs, batch_size, max_train_cells, n_integration,
-                        ft_epochs=max(1, epochs))  # fmt: skip
+                        ft_epochs=1 if quick else 10)  # fmt: skip
             ann.append(a)
             integ.append(i)
             pd.concat(ann).to_csv(out / "scjepa_annotation.csv", index=False)

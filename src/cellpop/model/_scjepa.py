@@ -138,9 +138,9 @@ class ScJEPA(BaseModelClass):
         Bernoulli masking probability (paper §2.2: 0.5).
     lambda_sigreg
         λ of eq. 9. The paper gives no value; 0.05 was chosen by a small sweep on kang2018_ctrl
-        (``docs/benchmarks.md``).
+        reference donors (λ ∈ {0.05, 0.2} × γ ∈ {1, 10, 50}; ``docs/benchmarks.md``).
     gamma_recon
-        γ of eq. 9 (paper: no value; chosen by the same sweep). 0 = "w/o reconstruction".
+        γ of eq. 9 (paper: no value); 10 from the same sweep. 0 = "w/o reconstruction".
     use_jepa
         ``False``: reconstruction only ("w/o LeJEPA" ablation, Table 4).
     num_directions
@@ -165,7 +165,7 @@ class ScJEPA(BaseModelClass):
         n_views: int = 8,
         mask_prob: float = 0.5,
         lambda_sigreg: float = 0.05,
-        gamma_recon: float = 1.0,
+        gamma_recon: float = 10.0,
         use_jepa: bool = True,
         num_directions: int = 256,
     ):
@@ -500,7 +500,7 @@ class ScJEPA(BaseModelClass):
         labels_key: str,
         adata: AnnData | None = None,
         max_epochs: int = 20,
-        lr: float = 1e-4,
+        lr: float = 1e-3,
         batch_size: int = 1024,
         freeze_encoder: bool = False,
         validation_size: float = 0.1,

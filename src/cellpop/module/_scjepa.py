@@ -72,7 +72,7 @@ class ScJEPAModule(BaseModuleClass):
         n_views: int = 8,
         mask_prob: float = 0.5,
         lambda_sigreg: float = 0.05,
-        gamma_recon: float = 1.0,
+        gamma_recon: float = 10.0,
         use_jepa: bool = True,
         num_directions: int = 256,
         normalize_counts: bool = True,
