@@ -127,9 +127,10 @@ def sample_adata(
 
     Returns
     -------
-    AnnData of shape ``(n_samples, 0)``: ``obs`` = :func:`sample_metadata` (incl. ``n_cells``),
-    ``obsm[rep_key]`` = float array ``(n_samples, d)``, ``uns["cellpop"]`` = ``{"sample_key",
-    "rep_key"}``. Rows follow the sample order of ``adata``.
+    AnnData
+        Shape ``(n_samples, 0)``: ``obs`` = :func:`sample_metadata` (incl. ``n_cells``),
+        ``obsm[rep_key]`` = float array ``(n_samples, d)``, ``uns["cellpop"]`` holds
+        ``sample_key`` and ``rep_key``. Rows follow the sample order of ``adata``.
 
     Raises
     ------
