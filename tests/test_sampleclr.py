@@ -170,3 +170,26 @@ def test_sample_info_one_row_per_sample(sample_adata):
     assert {"disease", "severity", "age", "n_cells"} <= set(info.columns)
     assert "cell_type" not in info.columns  # varies within samples
     assert (info["n_cells"] == 60).all()
+
+
+def test_presets_diversity_and_early_stopping():
+    a = make_sample_adata(n_samples=8)
+    SampleCLR.setup_anndata(a, sample_key="donor_id", obsm_key="X_pca")
+    tiny = SampleCLR(a)
+    assert tiny.model_size_ == "tiny" and tiny.module.n_heads == 1
+    assert len(tiny.module.encoder.blocks) == 5  # 4 + 1 without supervised heads (App. A.4)
+    large = SampleCLR(a, model_size="large", n_layers=2, diversity_weight=0.1)
+    assert large.module.n_heads == 8 and large.module.n_output == 192
+    large.train(
+        max_epochs=4, n_cells=(20, 30), train_size=0.75, early_stopping=True,
+        early_stopping_patience=1, check_val_every_n_epoch=1, enable_progress_bar=False,
+    )  # fmt: skip
+    h = large.history
+    assert "validation_loss" in h and "diversity_penalty_train" in h
+    assert len(large.validation_samples_) == 2 and not set(large.validation_samples_) & set(
+        large.train_samples_
+    )
+    rand = large.get_sample_representation(cell_selection="random", n_cells=30)
+    assert rand.shape == (8, 192)
+    with pytest.raises(ValueError, match="model_size"):
+        SampleCLR(a, model_size="huge")
