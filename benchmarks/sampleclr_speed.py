@@ -59,7 +59,10 @@ def main():
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--n-cells", type=int, default=1000)
     p.add_argument("--accelerator", default="auto")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
     print(f"machine: {platform.processor() or platform.machine()}, torch threads "
           f"{torch.get_num_threads()}, device {dev}")  # fmt: skip
