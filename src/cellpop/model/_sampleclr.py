@@ -7,6 +7,7 @@ paper's §3, Algorithm 1 and Appendix A.4-A.5.
 from __future__ import annotations
 
 import logging
+import zlib
 from typing import Literal
 
 import numpy as np
@@ -430,10 +431,17 @@ class SampleCLR(SampleMixin, BaseModelClass):
         self._check_if_trained(warn=False)
         adata = self.adata if adata is None else adata
         sets, codes, names = self._sample_sets(adata)
-        idx = inference_cells(
-            sets.X.numpy(), codes, len(names), n_cells=n_cells, method=cell_selection,
-            seed=_seed(),
-        )  # fmt: skip
+        # the cell sets depend only on the input (not on the weights): cache them per AnnData
+        fingerprint = (zlib.crc32(codes.tobytes()), zlib.crc32(sets.X.numpy().tobytes()))
+        key = (fingerprint, n_cells, cell_selection, _seed())
+        cache = self.__dict__.setdefault("_inference_cache", {})
+        if key not in cache:
+            cache.clear()
+            cache[key] = inference_cells(
+                sets.X.numpy(), codes, len(names), n_cells=n_cells, method=cell_selection,
+                seed=_seed(),
+            )  # fmt: skip
+        idx = cache[key]
         self.module.eval()
         device = self.device
         out = []
