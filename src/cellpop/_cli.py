@@ -36,7 +36,7 @@ def _demo(args) -> int:
 
     settings = suite.QUICK_SETTINGS if args.quick else suite.DEMO_SETTINGS
     seeds = args.seeds or settings["seeds"]
-    n_steps = 4 + 3 * len(seeds)
+    n_steps = 4 + 4 * len(seeds)
     t0 = time.perf_counter()
     scores = _progress_runner(
         suite.run,

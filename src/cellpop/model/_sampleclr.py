@@ -277,7 +277,7 @@ class SampleCLR(SampleMixin, BaseModelClass):
             Contrastive-stage epochs (an epoch = each training sample seen once);
             ``None``: 200.
         max_epochs_supervised
-            Joint-stage epochs (``None``: ``max_epochs // 2``); only with supervised heads.
+            Joint-stage epochs (``None``: ``max_epochs``); only with supervised heads.
         accelerator, devices
             Lightning device selection (``"auto"``: the GPU when there is one).
         train_size
@@ -341,7 +341,7 @@ class SampleCLR(SampleMixin, BaseModelClass):
         lr = self.default_lr_ if lr is None else lr
         stages = [("contrastive", max_epochs, 0.0, 0)]
         if supervised and self.module.has_supervised_heads:
-            n2 = max_epochs // 2 if max_epochs_supervised is None else int(max_epochs_supervised)
+            n2 = max_epochs if max_epochs_supervised is None else int(max_epochs_supervised)
             stages.append(("joint", n2, supervised_weight, frozen_epochs))
         for _stage, n_epochs, sup_w, frozen in stages:
             if n_epochs <= 0:
