@@ -1,6 +1,10 @@
-"""Sample-level metrics: SPARE (Shitov et al. 2025) and a leave-one-sample-out probe."""
+"""Metrics: sample-level (SPARE, probe), cell-level (annotation, scib-metrics, scGraph), metacells."""
 
+from ._annotation import annotation_f1, f1_scores
+from ._coverage import KANG_MARKERS, metacell_denoising_f1, rare_population_coverage
+from ._integration import integration_scores
 from ._probe import loo_probe
+from ._scgraph import centroid_distances, scgraph, scgraph_reference
 from ._spare import (
     as_distance,
     batch_mixing,
@@ -11,15 +15,20 @@ from ._spare import (
 )
 
 __all__ = [
+    "KANG_MARKERS",
+    "annotation_f1",
     "as_distance",
     "batch_mixing",
+    "centroid_distances",
+    "f1_scores",
     "information_retention",
+    "integration_scores",
     "loo_probe",
+    "metacell_denoising_f1",
+    "rare_population_coverage",
     "replicate_robustness",
+    "scgraph",
+    "scgraph_reference",
     "spare_scores",
     "trajectory_conservation",
 ]
-from ._annotation import annotation_f1, f1_scores  # noqa: E402,F401
-from ._integration import integration_scores  # noqa: E402,F401
-from ._coverage import metacell_denoising_f1, rare_population_coverage  # noqa: E402,F401
-from ._scgraph import scgraph, scgraph_reference  # noqa: E402,F401

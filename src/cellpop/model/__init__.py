@@ -1,7 +1,7 @@
 """scvi-tools model classes, one per method."""
 
 from ._sampleclr import SampleCLR
+from ._scjepa import ScJEPA
+from ._scproto import ScProto
 
-__all__ = ["SampleCLR"]
-from ._scproto import ScProto  # noqa: E402,F401
-from ._scjepa import ScJEPA  # noqa: E402,F401
+__all__ = ["SampleCLR", "ScJEPA", "ScProto"]

@@ -1,7 +1,7 @@
 """Torch modules (scvi-tools ``BaseModuleClass``), one per model."""
 
 from ._sampleclr import SampleCLRModule
+from ._scjepa import ScJEPAModule
+from ._scproto import ScProtoModule
 
-__all__ = ["SampleCLRModule"]
-from ._scproto import ScProtoModule  # noqa: E402,F401
-from ._scjepa import ScJEPAModule  # noqa: E402,F401
+__all__ = ["SampleCLRModule", "ScJEPAModule", "ScProtoModule"]

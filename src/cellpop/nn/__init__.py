@@ -4,16 +4,27 @@ from ._contrastive import head_diversity_penalty, xsample_contrastive_loss
 from ._pooling import CellImportancePooling
 from ._residual_mlp import ResidualMLP
 from ._sigreg import SIGReg, epps_pulley, random_directions, sigreg, vicreg_variance
+from ._swav import (
+    cosine_scores,
+    grouped_mean,
+    propagation_loss,
+    sinkhorn_knopp,
+    swapped_prediction_loss,
+)
 
 __all__ = [
     "CellImportancePooling",
     "ResidualMLP",
     "SIGReg",
+    "cosine_scores",
     "epps_pulley",
+    "grouped_mean",
+    "head_diversity_penalty",
+    "propagation_loss",
     "random_directions",
     "sigreg",
+    "sinkhorn_knopp",
+    "swapped_prediction_loss",
     "vicreg_variance",
-    "head_diversity_penalty",
     "xsample_contrastive_loss",
 ]
-from ._swav import propagation_loss, sinkhorn_knopp, swapped_prediction_loss  # noqa: E402,F401
