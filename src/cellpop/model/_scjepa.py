@@ -29,6 +29,7 @@ from cellpop.data import (
     get_input_matrix,
     iter_row_batches,
 )
+from cellpop.model.base import per_sample_mean
 from cellpop.module._scjepa import ScJEPAModule
 
 logger = logging.getLogger(__name__)
@@ -480,16 +481,7 @@ class ScJEPA(BaseModelClass):
             raise ValueError("get_sample_representation needs sample_key in setup_anndata.")
         self._check_trained()
         ad = self.adata if adata is None else adata
-        check_obs_key(ad, key, "sample_key")
-        if ad.obs[key].isna().any():
-            raise ValueError(f"sample_key={key!r} has missing values: every cell needs a sample.")
-        cat = pd.Categorical(ad.obs[key]).remove_unused_categories()
-        codes, names = np.asarray(cat.codes), pd.Index(cat.categories.astype(str), name=key)
-        z = self.get_latent_representation(adata)
-        sums = np.zeros((len(names), z.shape[1]))
-        np.add.at(sums, codes, z)
-        df = pd.DataFrame(sums / np.bincount(codes, minlength=len(names))[:, None], index=names)
-        df.columns = [f"latent_{i}" for i in range(z.shape[1])]
+        df = per_sample_mean(self.get_latent_representation(adata), ad, key, prefix="latent")
         if key_added is not None:
             ad.uns[key_added] = df
         return df

@@ -21,6 +21,7 @@ from scvi.data.fields import CategoricalObsField, LayerField
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 
 from cellpop.data import CellDataModule, check_counts, check_obs_key, get_input_matrix
+from cellpop.model.base import per_sample_mean, sample_codes
 from cellpop.module._scproto import ScProtoModule, ScProtoTrainingPlan
 
 logger = logging.getLogger(__name__)
@@ -522,7 +523,7 @@ class ScProto(UnsupervisedTrainingMixin, BaseModelClass):
 
         Returns
         -------
-        DataFrame, index = sample ids (sorted).
+        DataFrame, index = sample ids in category order (named ``sample_key``).
 
         Raises
         ------
@@ -535,23 +536,17 @@ class ScProto(UnsupervisedTrainingMixin, BaseModelClass):
         if kind not in ("occupancy", "mean_latent"):
             raise ValueError(f"kind must be 'occupancy' or 'mean_latent', got {kind!r}.")
         adata = self._validate_anndata(adata)
-        check_obs_key(adata, key, "sample_key")
-        samples = adata.obs[key].astype(str).to_numpy()
-        uniq, inv = np.unique(samples, return_inverse=True)
         z = self.get_latent_representation(adata)
-        if kind == "occupancy":
+        if kind == "mean_latent":
+            df = per_sample_mean(z, adata, key, prefix="latent")
+        else:
+            codes, names = sample_codes(adata, key)
             k = self.module.prototypes.shape[0]
             assign = self._scores(z).argmax(1).numpy()
-            counts = np.zeros((len(uniq), k))
-            np.add.at(counts, (inv, assign), 1.0)
-            values = clr(counts, pseudocount)
+            counts = np.zeros((len(names), k))
+            np.add.at(counts, (codes, assign), 1.0)
             cols = [f"prototype_{i}" for i in range(k)]
-        else:
-            sums = np.zeros((len(uniq), z.shape[1]))
-            np.add.at(sums, inv, z)
-            values = sums / np.bincount(inv)[:, None]
-            cols = [f"latent_{i}" for i in range(z.shape[1])]
-        df = pd.DataFrame(values, index=pd.Index(uniq, name=key), columns=cols)
+            df = pd.DataFrame(clr(counts, pseudocount), index=names, columns=cols)
         if key_added is not None:
             adata.uns[key_added] = df
         return df

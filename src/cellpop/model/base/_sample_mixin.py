@@ -8,6 +8,7 @@ from anndata import AnnData
 from scvi.data._constants import _SETUP_ARGS_KEY
 
 from cellpop.data import check_finite, get_input_matrix
+from cellpop.tl._sample_adata import _sample_codes as sample_codes
 
 
 class SampleMixin:
@@ -51,3 +52,25 @@ class SampleMixin:
         if key_added is not None:
             adata.uns[key_added] = df
         return df
+
+
+def per_sample_mean(
+    values: np.ndarray, adata: AnnData, sample_key: str, prefix: str = "latent"
+) -> pd.DataFrame:
+    """Mean of per-cell ``values`` ``(n_cells, d)`` within each sample of ``adata``.
+
+    Returns
+    -------
+    DataFrame ``(n_samples, d)``: index = sample ids in category order (named ``sample_key``),
+    columns ``f"{prefix}_{i}"``.
+
+    Raises
+    ------
+    KeyError, ValueError
+        As :func:`sample_codes` (missing key, cells without a sample).
+    """
+    codes, names = sample_codes(adata, sample_key)
+    sums = np.zeros((len(names), values.shape[1]))
+    np.add.at(sums, codes, values)
+    mean = sums / np.bincount(codes, minlength=len(names))[:, None]
+    return pd.DataFrame(mean, index=names, columns=[f"{prefix}_{i}" for i in range(mean.shape[1])])
