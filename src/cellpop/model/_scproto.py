@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 MIN_CELLS_PER_BATCH_IN_MINIBATCH = 2  # a Sinkhorn over one cell is uninformative
 
 
+#: Largest data set for which the kNN graph is exact; pynndescent above.
+EXACT_KNN_MAX_CELLS = 50_000
+
+
 def default_n_prototypes(n_cells: int) -> int:
     """Default number of prototypes: ``clip(ceil(n_cells / 100), 10, 500)``, at most ``n_cells``.
 
@@ -72,13 +76,16 @@ def knn_index(X, n_neighbors: int = 50, n_pcs: int = 50, random_state: int = 0) 
     sc.pp.log1p(tmp)
     n_comps = int(max(1, min(n_pcs, min(tmp.shape) - 1)))
     sc.pp.pca(tmp, n_comps=n_comps, random_state=random_state)
-    # exact neighbours (scikit-learn): deterministic, and scanpy 1.11's pynndescent path fails
-    # with scipy >= 1.15 sparse arrays (``csr_array.getnnz``)
+    # exact neighbours (scikit-learn) up to EXACT_KNN_MAX_CELLS cells: no numba compilation
+    # (~30 s) for the shared datasets; pynndescent (approximate, seeded) above, where exact
+    # search grows as n^2. pynndescent 0.7 returns csr_array, which scanpy 1.11 cannot read:
+    # pyproject pins pynndescent < 0.6.
+    transformer = "sklearn" if n_cells <= EXACT_KNN_MAX_CELLS else "pynndescent"
     sc.pp.neighbors(
         tmp,
         n_neighbors=k + 1,
         use_rep="X_pca",
-        transformer="sklearn",
+        transformer=transformer,
         method="gauss",  # connectivities are unused; "umap" would JIT-compile numba (~20 s)
         random_state=random_state,
     )
