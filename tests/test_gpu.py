@@ -29,3 +29,27 @@ def test_sampleclr_trains_on_gpu_and_matches_cpu_shapes():
     reps = model.get_sample_representation()
     assert reps.shape == (6, model.module.n_output) and np.isfinite(reps.to_numpy()).all()
     assert torch.cuda.max_memory_allocated() > 0
+
+
+@pytest.mark.gpu
+def test_cell_models_train_on_gpu():
+    """ScJEPA and ScProto train with accelerator='gpu' and their cell data on the device."""
+    from test_scjepa import _adata
+    from test_scproto import _synthetic
+
+    from cellpop.model import ScJEPA, ScProto
+
+    a = _adata()
+    ScJEPA.setup_anndata(a, sample_key="donor", labels_key="ct")
+    jepa = ScJEPA(a)
+    jepa.train(max_epochs=2, batch_size=64, accelerator="gpu", enable_progress_bar=False)
+    assert next(jepa.module.parameters()).is_cuda
+    assert jepa.get_latent_representation().shape == (a.n_obs, 64)
+
+    b = _synthetic()
+    ScProto.setup_anndata(b, batch_key="study", labels_key="ct", sample_key="donor")
+    proto = ScProto(b, n_prototypes=9, n_neighbors=10)
+    proto.train(max_epochs=2, batch_size=120, accelerator="gpu", enable_progress_bar=False)
+    assert next(proto.module.parameters()).is_cuda
+    meta = proto.get_metacells()
+    assert meta.n_obs == 9 and np.isfinite(meta.X).all()
