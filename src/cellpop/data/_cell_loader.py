@@ -169,7 +169,7 @@ class _MinibatchIterable:
         n = idx.shape[0]
         stop = (n // bs) * bs if (self.drop_last and n >= bs) else n
         for s in range(0, stop, bs):
-            yield dm._make_batch(idx[s : s + bs])
+            yield dm.gather(idx[s : s + bs])
 
 
 class CellDataModule(pl.LightningDataModule):
@@ -337,8 +337,16 @@ class CellDataModule(pl.LightningDataModule):
         self._labels_t = torch.as_tensor(self.labels, device=store)
         self._store_device, self._compute_device = store, device
 
-    def _make_batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+    def gather(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Minibatch dict of the cells ``idx`` (row numbers of the registered AnnData).
+
+        Keys are scvi's ``REGISTRY_KEYS`` (``X`` ``(n, n_genes)`` dense float32 counts,
+        ``batch``/``labels``/``ind_x`` ``(n, 1)``) plus ``indices``; tensors are on the
+        training device. Models use it to fetch extra cells inside a step (ScProto's kNN
+        partners). Needs the matrix in place (after ``setup``).
+        """
         dev = self._compute_device
+        idx = idx.to(self._store_device)
         out = {
             REGISTRY_KEYS.X_KEY: self._matrix.rows(idx),
             REGISTRY_KEYS.BATCH_KEY: self._batch_t.index_select(0, idx)[:, None],

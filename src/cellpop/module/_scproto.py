@@ -275,12 +275,11 @@ class ScProtoTrainingPlan(TrainingPlan):
         k = self._neighbor_index.shape[1]
         pick = torch.randint(k, (idx.shape[0],), device=device, generator=self._generator)
         partner = self._neighbor_index[idx, pick]
-        dm = self.trainer.datamodule  # cellpop.data.CellDataModule (device-resident cells)
-        store = dm._store_device
-        p = partner.to(store)
+        # cellpop.data.CellDataModule keeps the cells on the device: fetch the partners there
+        partners = self.trainer.datamodule.gather(partner)
         batch = dict(batch)
-        batch[X_POS_KEY] = dm._matrix.rows(p).to(device)
-        batch[BATCH_POS_KEY] = dm._batch_t.index_select(0, p)[:, None].to(device)
+        batch[X_POS_KEY] = partners[REGISTRY_KEYS.X_KEY].to(device)
+        batch[BATCH_POS_KEY] = partners[REGISTRY_KEYS.BATCH_KEY].to(device)
         return batch
 
     def training_step(self, batch, batch_idx):
