@@ -67,7 +67,7 @@ def main():
     cellpop.model.ScJEPA.setup_anndata(a1, layer="counts")
     m = cellpop.model.ScJEPA(a1)
     dt_j, mem_j = _measure(lambda: m.train(
-        max_epochs=e, batch_size=args.batch_size, validation_size=0.0, early_stopping=False,
+        max_epochs=e, batch_size=args.batch_size, train_size=1.0, early_stopping=False,
         accelerator=acc, enable_progress_bar=False))  # fmt: skip
 
     a2 = adata.copy()

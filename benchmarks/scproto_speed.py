@@ -53,7 +53,7 @@ def throughput_scproto(adata, steps: int, knn: np.ndarray) -> float:
     model.train(
         max_epochs=1,
         batch_size=BATCH,
-        validation_size=0.0,
+        train_size=1.0,
         early_stopping=False,
         limit_train_batches=steps,
         enable_progress_bar=False,

@@ -100,7 +100,7 @@ def test_external_indexing_and_errors():
     assert [b["X"].shape[0] for b in dm.train_dataloader()] == [50]
     with pytest.raises(ValueError, match="batch has 3 entries"):
         CellDataModule(X=X, batch=[0, 1, 2])
-    with pytest.raises(ValueError, match="Give adata_manager= or X="):
+    with pytest.raises(ValueError, match="Give the cell matrix X="):
         CellDataModule()
     with pytest.raises(ValueError, match="load_to_device"):
         CellDataModule(X=X, load_to_device="yes")

@@ -6,7 +6,9 @@ from conftest import make_sample_adata
 
 from cellpop.model import SampleCLR
 
-FAST = dict(max_epochs=3, n_cells=(20, 40), enable_progress_bar=False, warmup_epochs=1)
+FAST = dict(
+    max_epochs=3, n_cells=(20, 40), enable_progress_bar=False, plan_kwargs={"warmup_epochs": 1}
+)
 
 
 def _setup(adata, **kw):
@@ -159,8 +161,10 @@ def test_setup_rejects_nan_single_sample_and_missing_donor(sample_adata):
     a.obs.iloc[0, a.obs.columns.get_loc("donor_id")] = None
     with pytest.raises(ValueError, match="missing"):
         _setup(a)
-    with pytest.raises(ValueError, match="early_stopping"):
-        _setup(sample_adata).train(early_stopping=True, train_size=1.0, **FAST)
+    # early stopping (the default) without a validation set is switched off, not an error
+    m = _setup(sample_adata)
+    m.train(early_stopping=True, train_size=1.0, **FAST)
+    assert "validation_loss" not in m.history and len(m.history["train_loss"]) == 3
 
 
 def test_sample_info_one_row_per_sample(sample_adata):

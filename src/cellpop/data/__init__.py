@@ -1,9 +1,19 @@
-"""Data layer: input validation, sample-set sampling, device-resident loading, pseudobulk."""
+"""Data layer: input validation, gene policy, sample bookkeeping and splits, device-resident
+loading of cells and of sample sets, inference cell sets."""
 
-from ._cell_loader import CellDataModule, iter_row_batches, split_cells
+from ._cell_loader import (
+    PARTNER_BATCH_KEY,
+    PARTNER_X_KEY,
+    CellDataModule,
+    iter_row_batches,
+    split_cells,
+)
+from ._genes import MAX_MISSING_GENE_FRACTION, align_columns, gene_positions
 from ._inference_cells import eigenvector_centrality, inference_cells
 from ._sample_sets import SampleSetDataModule, SampleSets, split_samples
+from ._samples import per_sample_mean, sample_codes
 from ._validation import (
+    check_categorical_obs,
     check_counts,
     check_finite,
     check_min_samples,
@@ -14,17 +24,25 @@ from ._validation import (
 
 __all__ = [
     "CellDataModule",
+    "MAX_MISSING_GENE_FRACTION",
+    "PARTNER_BATCH_KEY",
+    "PARTNER_X_KEY",
     "SampleSetDataModule",
     "SampleSets",
+    "align_columns",
+    "check_categorical_obs",
     "check_counts",
     "check_finite",
     "check_min_samples",
     "check_obs_key",
     "check_var_names_match",
     "eigenvector_centrality",
+    "gene_positions",
     "get_input_matrix",
     "inference_cells",
     "iter_row_batches",
+    "per_sample_mean",
+    "sample_codes",
     "split_cells",
     "split_samples",
 ]

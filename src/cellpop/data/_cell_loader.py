@@ -15,11 +15,25 @@ from collections.abc import Iterator, Sequence
 
 import lightning.pytorch as pl
 import numpy as np
+import pandas as pd
 import torch
 from scipy import sparse
 from scvi import REGISTRY_KEYS, settings
 
-__all__ = ["CellDataModule", "iter_row_batches", "split_cells"]
+from ._sample_sets import split_samples
+
+__all__ = [
+    "CellDataModule",
+    "iter_row_batches",
+    "split_cells",
+    "PARTNER_X_KEY",
+    "PARTNER_BATCH_KEY",
+]
+
+PARTNER_X_KEY = "X_pos"
+"""Batch key of the augmentation partners' rows (see ``CellDataModule(partners=...)``)."""
+PARTNER_BATCH_KEY = "batch_pos"
+"""Batch key of the partners' batch codes."""
 
 
 def split_cells(
@@ -69,7 +83,7 @@ def split_cells(
         sample = np.asarray(sample)
         if sample.shape[0] != n_cells:
             raise ValueError(f"sample has {sample.shape[0]} entries for {n_cells} cells.")
-        uniq = np.unique(sample)
+        codes, uniq = pd.factorize(sample, sort=True)
         n_val_s = int(round(len(uniq) * validation_size))
         if validation_size > 0:
             n_val_s = max(n_val_s, 1)
@@ -78,8 +92,10 @@ def split_cells(
                 f"Only {len(uniq)} sample(s): cannot hold out whole samples for validation "
                 "and keep at least one for training; lower validation_size or pass sample=None."
             )
-        val_samples = rng.permutation(uniq)[:n_val_s]
-        is_val = np.isin(sample, val_samples)
+        if n_val_s == 0:
+            return np.arange(n_cells, dtype=np.int64), np.array([], dtype=np.int64)
+        _, val_s = split_samples(len(uniq), 1.0 - n_val_s / len(uniq), seed=seed, min_validation=1)
+        is_val = np.isin(codes, val_s)
         val_idx, train_idx = np.flatnonzero(is_val), np.flatnonzero(~is_val)
     return np.sort(train_idx).astype(np.int64), np.sort(val_idx).astype(np.int64)
 
@@ -154,9 +170,10 @@ class _MinibatchIterable:
         dm._materialise()
         store = dm._store_device
         idx = torch.as_tensor(self.indices, device=store)
+        epoch = dm._epoch() if self.shuffle else -1
         if self.shuffle:
             gen = torch.Generator(device=store)
-            gen.manual_seed(dm.seed + dm._epoch())
+            gen.manual_seed(dm.seed + epoch)
             idx = idx[torch.randperm(idx.shape[0], generator=gen, device=store)]
         rank, world = dm._rank_world()
         if world > 1:  # pad by wrapping so every rank gets the same number of cells
@@ -168,24 +185,28 @@ class _MinibatchIterable:
         bs = dm.batch_size
         n = idx.shape[0]
         stop = (n // bs) * bs if (self.drop_last and n >= bs) else n
+        gen = None
+        if dm.partners is not None:
+            gen = torch.Generator(device=store)
+            gen.manual_seed(dm.seed + 7_919 * (epoch + 2) + 104_729 * rank)  # epoch -1: validation
         for s in range(0, stop, bs):
-            yield dm.gather(idx[s : s + bs])
+            batch = dm.gather(idx[s : s + bs])
+            if gen is not None:
+                batch.update(dm.draw_partners(idx[s : s + bs], gen))
+            yield batch
 
 
 class CellDataModule(pl.LightningDataModule):
     """Train/validation minibatches of single cells, resident on the training device.
 
-    Give either a registered ``adata_manager`` (scvi-tools :class:`~scvi.data.AnnDataManager`:
-    ``X`` and, when registered, ``batch`` and ``labels`` are read from it) or the matrix ``X``
-    with optional per-cell integer covariates.
+    Models hand it the matrix their registry fields give (see
+    :meth:`cellpop.model.base.CellpopModel._registered_input`) and the per-cell integer covariates.
 
     Parameters
     ----------
-    adata_manager
-        Registered AnnData manager of a model (``model.adata_manager``).
     X
         Cell matrix, shape (n_cells, n_features), dense or scipy sparse (any units; values are
-        copied as float32). Ignored when ``adata_manager`` is given.
+        copied as float32 on the device; sparse rows stay sparse until gathered).
     batch, labels
         Optional per-cell integer codes, shape (n_cells,) or (n_cells, 1).
     sample
@@ -212,6 +233,15 @@ class CellDataModule(pl.LightningDataModule):
     seed
         Seed of the split and of the per-epoch permutations (epoch ``e`` uses ``seed + e``);
         ``None`` uses ``scvi.settings.seed``.
+    partners
+        Optional int ``(n_cells, k)`` augmentation partners of every cell (e.g. its kNN). Each
+        minibatch then also holds, for every cell, one partner drawn at random on the device
+        (seeded): its row under ``PARTNER_X_KEY`` (``"X_pos"``) and its batch code under
+        ``PARTNER_BATCH_KEY`` (``"batch_pos"``). Partners are restricted to the cell's own split
+        (a training cell never pairs with a validation cell); a cell with no partner in its split
+        pairs with itself.
+    device
+        Device to use outside a trainer (inference); default: the trainer's, else CPU.
 
     Notes
     -----
@@ -231,9 +261,8 @@ class CellDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        adata_manager=None,
-        *,
         X=None,
+        *,
         batch=None,
         labels=None,
         sample=None,
@@ -245,17 +274,13 @@ class CellDataModule(pl.LightningDataModule):
         load_to_device: bool | str = "auto",
         max_device_fraction: float = 0.5,
         seed: int | None = None,
+        partners: np.ndarray | None = None,
+        device: torch.device | str | None = None,
     ):
         super().__init__()
-        if adata_manager is not None:
-            X = adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
-            reg = adata_manager.data_registry
-            if REGISTRY_KEYS.BATCH_KEY in reg:
-                batch = adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)
-            if REGISTRY_KEYS.LABELS_KEY in reg:
-                labels = adata_manager.get_from_registry(REGISTRY_KEYS.LABELS_KEY)
+        self._device_override = None if device is None else torch.device(device)
         if X is None:
-            raise ValueError("Give adata_manager= or X=.")
+            raise ValueError("Give the cell matrix X=.")
         if load_to_device not in (True, False, "auto"):
             raise ValueError(
                 f"load_to_device must be True, False or 'auto', got {load_to_device!r}"
@@ -287,8 +312,27 @@ class CellDataModule(pl.LightningDataModule):
             )
             self.test_idx = np.array([], dtype=np.int64)
         self.n_train, self.n_val = len(self.train_idx), len(self.val_idx)
+        self.partners, self.partner_ok = self._restrict_partners(partners)
         self._matrix: _DeviceMatrix | None = None
         self._own_epoch = -1
+
+    def _restrict_partners(self, partners):
+        """Partners and a mask of those in the cell's own split (self where none is)."""
+        if partners is None:
+            return None, None
+        partners = np.asarray(partners, dtype=np.int64)
+        if partners.ndim != 2 or partners.shape[0] != self.n_cells:
+            raise ValueError(
+                f"partners must have shape (n_cells={self.n_cells}, k), got {partners.shape}."
+            )
+        split = np.full(self.n_cells, 2, dtype=np.int8)
+        split[self.train_idx], split[self.val_idx] = 0, 1
+        ok = split[partners] == split[:, None]
+        lonely = ~ok.any(1)
+        partners = partners.copy()
+        partners[lonely, 0] = np.flatnonzero(lonely)
+        ok[lonely, 0] = True
+        return partners, ok
 
     def _codes(self, v, name) -> np.ndarray:
         if v is None:
@@ -302,6 +346,8 @@ class CellDataModule(pl.LightningDataModule):
     @property
     def device(self) -> torch.device:
         """The training device: ``trainer.strategy.root_device`` when attached, else CPU."""
+        if self._device_override is not None:
+            return self._device_override
         trainer = getattr(self, "trainer", None)
         if trainer is not None:
             return trainer.strategy.root_device
@@ -335,6 +381,9 @@ class CellDataModule(pl.LightningDataModule):
         self._matrix = _DeviceMatrix(self.X_host, store)
         self._batch_t = torch.as_tensor(self.batch, device=store)
         self._labels_t = torch.as_tensor(self.labels, device=store)
+        if self.partners is not None:
+            self._partners_t = torch.as_tensor(self.partners, device=store)
+            self._partner_ok_t = torch.as_tensor(self.partner_ok, device=store)
         self._store_device, self._compute_device = store, device
 
     def gather(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -358,10 +407,25 @@ class CellDataModule(pl.LightningDataModule):
             out = {k: v.to(dev, non_blocking=True) for k, v in out.items()}
         return out
 
+    def draw_partners(self, idx: torch.Tensor, generator: torch.Generator) -> dict:
+        """One random same-split partner of each cell ``idx``: ``{"X_pos", "batch_pos"}``."""
+        keys = torch.rand(self._partners_t[idx].shape, generator=generator, device=idx.device)
+        pick = keys.masked_fill(~self._partner_ok_t[idx], -1.0).argmax(1)
+        partner = self._partners_t[idx, pick]
+        got = self.gather(partner)
+        return {
+            PARTNER_X_KEY: got[REGISTRY_KEYS.X_KEY],
+            PARTNER_BATCH_KEY: got[REGISTRY_KEYS.BATCH_KEY],
+        }
+
     # -- Lightning hooks --------------------------------------------------------------------
     def train_dataloader(self) -> _MinibatchIterable:
         """Shuffled training minibatches (a fresh seeded permutation every epoch)."""
         return _MinibatchIterable(self, self.train_idx, shuffle=True, drop_last=self.drop_last)
+
+    def inference_dataloader(self) -> _MinibatchIterable:
+        """Minibatches of the ``external_indexing`` training cells, in the order given."""
+        return _MinibatchIterable(self, self.train_idx, shuffle=False, drop_last=False)
 
     def val_dataloader(self) -> _MinibatchIterable | list:
         """Validation minibatches in index order (empty list when there is no validation set)."""

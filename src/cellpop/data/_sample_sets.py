@@ -11,6 +11,7 @@ import math
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import torch
 from lightning.pytorch import LightningDataModule
 
@@ -135,9 +136,14 @@ class SampleSets:
 
 
 def split_samples(
-    n_samples: int, train_size: float = 0.9, seed: int = 0, min_validation: int = 2
+    n_samples: int,
+    train_size: float = 0.9,
+    seed: int = 0,
+    min_validation: int = 2,
+    groups: np.ndarray | None = None,
+    stratify: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded split of sample indices into train and validation.
+    """Seeded split of sample indices into train and validation: the one by-sample splitter.
 
     Parameters
     ----------
@@ -145,23 +151,54 @@ def split_samples(
         Number of samples.
     train_size
         Fraction of samples used for training. The validation set is used only if it would hold
-        at least ``min_validation`` samples; otherwise all samples train.
+        at least ``min_validation`` samples and leave 2 for training; otherwise all samples train.
     seed
         Seed of the permutation.
     min_validation
         Smallest useful validation set (a contrastive loss needs 2 samples).
+    groups
+        Optional ``(n_samples,)`` group of each sample (e.g. its technical batch): a group goes
+        wholly to one side (SampleCLR App. A.6.1).
+    stratify
+        Optional ``(n_samples,)`` label of each sample (e.g. a supervised target): the split keeps
+        the label proportions as far as the groups allow. Missing values (NaN) form their own
+        stratum. With ``groups`` or ``stratify`` the split is scikit-learn's
+        :class:`~sklearn.model_selection.StratifiedGroupKFold` with ``round(1 / (1 - train_size))``
+        folds, the first fold being the validation set.
 
     Returns
     -------
-    ``(train, validation)`` sorted integer arrays.
+    ``(train, validation)`` sorted int64 arrays.
+
+    Raises
+    ------
+    ValueError
+        If ``train_size`` is outside ``(0, 1]`` or ``groups``/``stratify`` have the wrong length.
     """
     if not 0.0 < train_size <= 1.0:
         raise ValueError(f"train_size must be in (0, 1], got {train_size}")
-    perm = np.random.default_rng(seed).permutation(n_samples)
+    everything = (np.arange(n_samples), np.array([], dtype=np.int64))
     n_val = int(round(n_samples * (1.0 - train_size)))
     if n_val < min_validation or n_samples - n_val < 2:
-        return np.arange(n_samples), np.array([], dtype=np.int64)
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+        return everything
+    if groups is None and stratify is None:
+        perm = np.random.default_rng(seed).permutation(n_samples)
+        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    for name, v in (("groups", groups), ("stratify", stratify)):
+        if v is not None and len(v) != n_samples:
+            raise ValueError(f"{name} has {len(v)} entries for {n_samples} samples.")
+    g = np.arange(n_samples) if groups is None else pd.factorize(np.asarray(groups))[0]
+    y = np.zeros(n_samples) if stratify is None else pd.factorize(np.asarray(stratify))[0]
+    n_folds = int(min(max(2, round(1.0 / (1.0 - train_size))), len(np.unique(g))))
+    if n_folds < 2:
+        return everything
+    folds = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    train, val = next(folds.split(np.zeros(n_samples), y, g))
+    if len(val) < min_validation or len(train) < 2:
+        return everything
+    return np.sort(train).astype(np.int64), np.sort(val).astype(np.int64)
 
 
 class _SetBatches:

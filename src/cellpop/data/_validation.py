@@ -17,6 +17,29 @@ def check_obs_key(adata: AnnData, key: str | None, what: str = "key") -> None:
         )
 
 
+def check_categorical_obs(adata: AnnData, key: str | None, what: str = "key") -> None:
+    """Raise a clear error when a categorical ``adata.obs`` column is missing or has NaN values.
+
+    Raises
+    ------
+    KeyError
+        If ``key`` is given but not a column of ``adata.obs``.
+    ValueError
+        If the column has missing values (NaN/None): their count and first cell are named.
+    """
+    if key is None:
+        return
+    check_obs_key(adata, key, what)
+    col = adata.obs[key]
+    bad = col.isna().to_numpy()
+    if bad.any():
+        raise ValueError(
+            f"{what}={key!r} has {int(bad.sum())} missing value(s) (NaN), e.g. cell "
+            f"{adata.obs_names[np.flatnonzero(bad)[0]]!r}: fill them (e.g. 'unknown') or drop "
+            "those cells first."
+        )
+
+
 def get_input_matrix(adata: AnnData, layer: str | None = None, obsm_key: str | None = None):
     """Return the cell matrix a model reads: ``adata.obsm[obsm_key]``, ``adata.layers[layer]`` or ``adata.X``.
 
@@ -43,13 +66,20 @@ def get_input_matrix(adata: AnnData, layer: str | None = None, obsm_key: str | N
             raise KeyError(
                 f"layer={layer!r} is not in adata.layers; available: {list(adata.layers.keys())}"
             )
-        return adata.layers[layer]
+        return _plain(adata.layers[layer])
     if adata.X is None or adata.n_vars == 0:
         raise ValueError(
             "adata.X is empty (no genes): pass obsm_key= for an embedding-only AnnData "
             "or layer= for expression stored in a layer."
         )
-    return adata.X
+    return _plain(adata.X)
+
+
+def _plain(X):
+    """scipy sparse arrays (``csr_array``, ...) as the matrix classes every consumer accepts."""
+    if sparse.issparse(X) and not isinstance(X, sparse.spmatrix):
+        return sparse.csr_matrix(X)
+    return X
 
 
 def _values(X) -> np.ndarray:

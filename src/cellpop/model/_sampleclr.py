@@ -7,33 +7,19 @@ paper's §3, Algorithm 1 and Appendix A.4-A.5.
 from __future__ import annotations
 
 import logging
-import zlib
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
 from anndata import AnnData
-from scvi import REGISTRY_KEYS, settings
+from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager
-from scvi.data.fields import CategoricalObsField, LayerField, ObsmField
-from scvi.model.base import BaseModelClass
-from scvi.train import TrainRunner
 
-from cellpop.data import (
-    SampleSetDataModule,
-    SampleSets,
-    check_finite,
-    check_min_samples,
-    check_obs_key,
-    get_input_matrix,
-    inference_cells,
-    split_samples,
-)
-from cellpop.model.base import SampleMixin
+from cellpop.data import check_finite, sample_codes
+from cellpop.model.base import SampleModel
+from cellpop.model.base._docs import doc
 from cellpop.module import SampleCLRModule
-from cellpop.tl._sample_adata import _sample_codes as sample_codes
-from cellpop.train import SSLTrainingPlan
 
 from ._sampleclr_targets import per_sample_targets, validate_supervised_keys
 
@@ -52,28 +38,7 @@ PRESETS = {
 }  # fmt: skip
 
 
-def _seed() -> int:
-    """``scvi.settings.seed``, or 0 when it was never set (draws stay reproducible)."""
-    return 0 if settings.seed is None else int(settings.seed)
-
-
-def _concat_history(first: dict, second: dict) -> dict:
-    """Concatenate two training histories, keeping every key of either (epochs continue)."""
-    out = {}
-    offset = max((len(v) for v in first.values()), default=0)
-    for key in dict.fromkeys([*first, *second]):
-        parts = []
-        if key in first:
-            parts.append(first[key])
-        if key in second:
-            nxt = second[key].copy()
-            nxt.index = nxt.index + offset
-            parts.append(nxt)
-        out[key] = pd.concat(parts)
-    return out
-
-
-class SampleCLR(SampleMixin, BaseModelClass):
+class SampleCLR(SampleModel):
     """Sample (donor) representations by contrasting random cell subsets of each sample.
 
     Two random subsets of cells per sample are pooled by ``H`` cell-importance heads and encoded
@@ -106,7 +71,8 @@ class SampleCLR(SampleMixin, BaseModelClass):
     """
 
     _module_cls = SampleCLRModule
-    _training_plan_cls = SSLTrainingPlan
+    _default_batch_size = 32
+    _default_patience = 150  # App. A.4
 
     def __init__(
         self,
@@ -125,7 +91,7 @@ class SampleCLR(SampleMixin, BaseModelClass):
         diversity_weight: float = 0.0,
     ):
         super().__init__(adata)
-        codes, names = sample_codes(adata, self.sample_key)
+        codes, names = self._samples(self.adata_manager)
         if model_size is None:
             model_size = "tiny" if len(names) < 200 else "large"
         if model_size not in PRESETS:
@@ -144,9 +110,7 @@ class SampleCLR(SampleMixin, BaseModelClass):
                 p["n_layers"] += 1
         self.model_size_ = model_size
         self.default_lr_ = p.pop("lr")
-        n_input = get_input_matrix(
-            adata, layer=self._setup_args["layer"], obsm_key=self._setup_args["obsm_key"]
-        ).shape[1]
+        n_input = self._input(check=False).shape[1]
         self.module = self._module_cls(
             n_input=n_input,
             classification={k: len(v) for k, v in info["classification"].items()},
@@ -165,12 +129,14 @@ class SampleCLR(SampleMixin, BaseModelClass):
 
     # ------------------------------------------------------------------ setup
     @classmethod
+    @doc.dedent
     def setup_anndata(
         cls,
         adata: AnnData,
+        *,
         sample_key: str,
-        obsm_key: str | None = None,
         layer: str | None = None,
+        obsm_key: str | None = None,
         batch_key: str | None = None,
         classification_keys: list[str] | None = None,
         regression_keys: list[str] | None = None,
@@ -185,16 +151,16 @@ class SampleCLR(SampleMixin, BaseModelClass):
         ----------
         adata
             AnnData, one row per cell.
-        sample_key
-            ``adata.obs`` column of sample (donor) ids. Categories without cells are ignored.
-        obsm_key
-            Per-cell embedding in ``adata.obsm`` (e.g. ``"X_pca"``, ``"X_scVI"``): the paper's
-            input. Mutually exclusive with ``layer``.
+        %(param_sample_key)s Categories without cells are ignored.
         layer
             Layer of per-cell features used as given (``None`` with no ``obsm_key``: ``adata.X``).
             The model does not normalise; pass log1p-normalised values or, better, an embedding.
-        batch_key
-            Technical batch column; recorded for metrics (SampleCLR has no batch correction).
+            Genes are matched by name on queries and ``load``.
+        obsm_key
+            Per-cell embedding in ``adata.obsm`` (e.g. ``"X_pca"``, ``"X_scVI"``): the paper's
+            input. Mutually exclusive with ``layer``.
+        %(param_batch_key)s Recorded for metrics and for the validation split (whole batches
+            go to one side); SampleCLR has no batch correction.
         classification_keys, regression_keys, ordinal_regression_keys
             Sample-level ``adata.obs`` columns for supervised heads. Each must be constant within
             a sample. Samples with a missing value are kept for the contrastive loss and
@@ -210,82 +176,92 @@ class SampleCLR(SampleMixin, BaseModelClass):
         KeyError
             If ``sample_key``, ``obsm_key``, ``layer``, ``batch_key`` or a supervised key is missing.
         ValueError
-            On NaN/inf input, fewer than 2 samples, a sample with fewer than
-            ``min_cells_per_sample`` cells, a supervised key that varies within a sample or has
-            only missing values, a non-numeric regression key, or an ordinal key with an unknown
-            order or values outside it.
+            On NaN/inf input, NaN in ``sample_key``/``batch_key``, fewer than 2 samples, a sample
+            with fewer than ``min_cells_per_sample`` cells, a supervised key that varies within a
+            sample or has only missing values, a non-numeric regression key, or an ordinal key
+            with an unknown order or values outside it.
+        TypeError
+            On an unknown keyword.
         """
         setup_method_args = cls._get_setup_method_args(**locals())
-        codes, names = sample_codes(adata, sample_key)
-        check_min_samples(len(names), sample_key)
-        counts = np.bincount(codes, minlength=len(names))
-        small = names[counts < min_cells_per_sample]
-        if len(small):
-            raise ValueError(
-                f"{len(small)} sample(s) have fewer than min_cells_per_sample="
-                f"{min_cells_per_sample} cells: {list(small[:10])} "
-                f"(cells: {counts[counts < min_cells_per_sample][:10].tolist()}). "
-                "Remove them or lower min_cells_per_sample."
-            )
-        X = get_input_matrix(adata, layer=layer, obsm_key=obsm_key)
-        check_finite(X, f"obsm[{obsm_key!r}]" if obsm_key else f"layer {layer!r}")
-        check_obs_key(adata, batch_key, "batch_key")
+        cls._check_samples(adata, sample_key, min_cells_per_sample)
+        codes, _ = sample_codes(adata, sample_key)
         validate_supervised_keys(
             adata, sample_key, codes, classification_keys, regression_keys,
             ordinal_regression_keys, ordinal_orders,
         )  # fmt: skip
-        x_field = (
-            ObsmField(REGISTRY_KEYS.X_KEY, obsm_key)
-            if obsm_key is not None
-            else LayerField(REGISTRY_KEYS.X_KEY, layer, is_count_data=False)
-        )
-        fields = [x_field]
-        if batch_key is not None:
-            fields.append(CategoricalObsField(REGISTRY_KEYS.BATCH_KEY, batch_key))
-        manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)
-        manager.register_fields(adata, **kwargs)
-        cls.register_manager(manager)
+        cls._register(
+            adata, setup_method_args, layer=layer, obsm_key=obsm_key,
+            categorical={
+                REGISTRY_KEYS.SAMPLE_KEY: (sample_key, "sample_key"),
+                REGISTRY_KEYS.BATCH_KEY: (batch_key, "batch_key"),
+            },
+            transfer_kwargs=kwargs,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ train
+    def _default_max_epochs(self) -> int:
+        """200 epochs per stage (an epoch = every training sample seen once)."""
+        return 200
+
+    def _plan_defaults(self, max_epochs: int) -> dict:
+        """AdamW, lr of the preset (App. A.4: 3e-4 tiny / 3e-5 large), weight decay 1e-4,
+        10 warm-up epochs then cosine decay (App. A.4)."""
+        return dict(
+            optimizer="AdamW", lr=self.default_lr_, weight_decay=1e-4, scheduler="warmup_cosine",
+            warmup_epochs=10,
+        )  # fmt: skip
+
+    def _stratify(self, stratify_key: str | None) -> np.ndarray | None:
+        """Per-sample label of ``stratify_key`` (default: the first supervised key)."""
+        info = self.target_info_
+        keys = [*info["classification"], *info["ordinal"]]
+        key = stratify_key if stratify_key is not None else (keys[0] if keys else None)
+        if key is None:
+            return None
+        codes, _ = self._samples(self.adata_manager)
+        from cellpop.data import check_obs_key
+
+        check_obs_key(self.adata, key, "stratify_key")
+        return self.adata.obs[key].astype(str).groupby(codes).first().to_numpy()
+
+    @doc.dedent
     def train(
         self,
         max_epochs: int | None = None,
-        max_epochs_supervised: int | None = None,
         accelerator: str = "auto",
         devices: int | list[int] | str = "auto",
+        batch_size: int | None = None,
         train_size: float = 0.9,
-        batch_size: int = 32,
+        early_stopping: bool = True,
+        early_stopping_patience: int | None = None,
+        load_to_device: bool | Literal["auto"] = "auto",
+        plan_kwargs: dict | None = None,
+        datasplitter_kwargs: dict | None = None,
+        max_epochs_supervised: int | None = None,
         n_cells: tuple[int, int] = (1000, 2000),
         small_sample: Literal["replace", "mask"] = "replace",
         prior_similarity: pd.DataFrame | None = None,
-        lr: float | None = None,
-        weight_decay: float = 1e-4,
-        warmup_epochs: int = 10,
-        frozen_epochs: int = 2,
         supervised: bool = True,
-        supervised_weight: float = 1.0,
-        early_stopping: bool = False,
-        early_stopping_patience: int = 150,
-        load_to_device: bool | Literal["auto"] = "auto",
         **trainer_kwargs,
     ) -> None:
         """Train: contrastive stage, then (with supervised heads) the joint stage.
 
+        %(train_notes)s
+
         Parameters
         ----------
-        max_epochs
-            Contrastive-stage epochs (an epoch = each training sample seen once);
-            ``None``: 200.
+        %(param_train_common)s
+
+        Model defaults: ``max_epochs=None``: 200 per stage; ``batch_size``: 32 samples per step
+        (capped to the training samples); ``early_stopping_patience``: 150 (App. A.4);
+        ``plan_kwargs``: AdamW, the preset's lr (App. A.4: 3e-4 tiny / 3e-5 large), weight decay
+        1e-4, 10 warm-up epochs then cosine decay per stage, ``frozen_epochs=2`` (joint stage:
+        first epochs train only the heads, App. A.4) and ``supervised_weight=1.0``.
+        ``datasplitter_kwargs``: ``group_by_batch=True`` (a batch's samples go to one side) and
+        ``stratify_key`` (default: the first classification/ordinal key; App. A.6.1).
         max_epochs_supervised
             Joint-stage epochs (``None``: ``max_epochs``); only with supervised heads.
-        accelerator, devices
-            Lightning device selection (``"auto"``: the GPU when there is one).
-        train_size
-            Fraction of samples for training; the rest (if at least 2 samples) is the
-            validation set of ``validation_loss``. The split is by sample and seeded by
-            ``scvi.settings.seed``.
-        batch_size
-            Samples per step (capped to the number of training samples).
         n_cells
             ``(min, max)`` cells per subset; each step draws ``n`` uniformly (App. A.4:
             1000-2000). Samples with fewer cells are resampled with replacement.
@@ -295,80 +271,42 @@ class SampleCLR(SampleMixin, BaseModelClass):
             Optional samples x samples DataFrame (index and columns = sample ids) of prior
             similarities, e.g. ``np.exp(-D / 5)`` of GloScope distances ``D``: the X-Sample
             targets. ``None``: InfoNCE.
-        lr
-            AdamW learning rate (``None``: preset, App. A.4: 3e-4 tiny / 3e-5 large).
-        weight_decay
-            AdamW weight decay (App. A.4: 1e-4).
-        warmup_epochs
-            Linear warm-up epochs at the start of each stage, then cosine decay (App. A.4: 10).
-        frozen_epochs
-            First epochs of the joint stage in which only the supervised heads train (App. A.4: 2).
         supervised
             Run the joint stage when supervised heads exist.
-        supervised_weight
-            Weight of the supervised losses in the joint stage.
-        early_stopping, early_stopping_patience
-            Stop a stage when ``validation_loss`` has not improved for ``patience`` epochs
-            (App. A.4: 150). Needs a validation set.
-        load_to_device
-            Keep the cell matrix on the accelerator (``"auto"``: when it fits).
-        **trainer_kwargs
-            Passed to :class:`scvi.train.Trainer`.
 
         Raises
         ------
         ValueError
-            If ``prior_similarity`` does not cover the samples, or early stopping is asked
-            without a validation set.
+            If ``max_epochs < 1`` or ``prior_similarity`` does not cover the samples.
         """
-        max_epochs = 200 if max_epochs is None else int(max_epochs)
-        sets, codes, names = self._sample_sets(self.adata)
-        train_s, val_s = split_samples(len(names), train_size, seed=_seed())
-        if early_stopping and len(val_s) == 0:
-            raise ValueError(
-                "early_stopping needs a validation set of at least 2 samples: lower train_size."
-            )
+        max_epochs = self._check_epochs(max_epochs)
+        codes, names = self._samples(self.adata_manager)
         prior = self._prior_tensor(prior_similarity, names)
         targets, _ = per_sample_targets(self.adata, self._setup_args, codes, len(names))
-        dm = SampleSetDataModule(
-            sets, train_s, val_s, batch_size=batch_size, n_cells=tuple(n_cells),
-            small_sample=small_sample, sample_targets=targets, load_to_device=load_to_device,
-            seed=_seed(),
+        split = dict(datasplitter_kwargs or {})
+        stratify = self._stratify(split.pop("stratify_key", None))
+        dm = self._set_datamodule(
+            batch_size or self._default_batch_size, train_size, load_to_device, n_cells=n_cells,
+            small_sample=small_sample, sample_targets=targets, stratify=stratify, **split,
         )  # fmt: skip
-        trainer_kwargs.setdefault("benchmark", False)
-        trainer_kwargs.setdefault("log_every_n_steps", 1)
-        trainer_kwargs.setdefault("early_stopping_monitor", "validation_loss")
-        lr = self.default_lr_ if lr is None else lr
-        stages = [("contrastive", max_epochs, 0.0, 0)]
+        plan_kwargs = dict(plan_kwargs or {})
+        frozen_epochs = plan_kwargs.pop("frozen_epochs", 2)
+        supervised_weight = plan_kwargs.pop("supervised_weight", 1.0)
+        base = {**self._plan_defaults(max_epochs), **plan_kwargs, "prior": prior}
+        stages = [(max_epochs, {**base, "supervised_weight": 0.0})]
         if supervised and self.module.has_supervised_heads:
             n2 = max_epochs if max_epochs_supervised is None else int(max_epochs_supervised)
-            stages.append(("joint", n2, supervised_weight, frozen_epochs))
-        for _stage, n_epochs, sup_w, frozen in stages:
-            if n_epochs <= 0:
-                continue
-            plan = SSLTrainingPlan(
-                self.module, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs,
-                max_epochs=n_epochs, frozen_modules=("pool", "encoder") if frozen else (),
-                frozen_epochs=frozen, prior=prior, supervised_weight=sup_w,
-            )  # fmt: skip
-            runner = TrainRunner(
-                self, training_plan=plan, data_splitter=dm, max_epochs=n_epochs,
-                accelerator=accelerator, devices=devices, early_stopping=early_stopping,
-                early_stopping_patience=early_stopping_patience, **trainer_kwargs,
-            )  # fmt: skip
-            previous = self.history_ if self.is_trained_ else None
-            self.is_trained_ = False  # let the runner write this stage's full history
-            runner()
-            if previous:
-                self.history_ = _concat_history(previous, self.history_)
-        self.train_samples_ = names[train_s].tolist()
-        self.validation_samples_ = names[val_s].tolist()
+            joint = {**base, "supervised_weight": supervised_weight}
+            if frozen_epochs:
+                joint.update(frozen=("pool", "encoder"), frozen_epochs=frozen_epochs)
+            stages.append((n2, joint))
+        for n_epochs, plan in stages:
+            if n_epochs > 0:
+                self._run_stage(
+                    dm, plan, n_epochs, accelerator, devices, early_stopping,
+                    early_stopping_patience, trainer_kwargs,
+                )  # fmt: skip
         self.prior_similarity_ = prior_similarity
-
-    def _sample_sets(self, adata: AnnData) -> tuple[SampleSets, np.ndarray, pd.Index]:
-        codes, names = sample_codes(adata, self.sample_key)
-        X = self._input_matrix(adata)
-        return SampleSets(X, codes, len(names)), codes, names
 
     @staticmethod
     def _prior_tensor(prior: pd.DataFrame | None, names: pd.Index) -> torch.Tensor | None:
@@ -391,103 +329,37 @@ class SampleCLR(SampleMixin, BaseModelClass):
 
     # ------------------------------------------------------------------ outputs
     @torch.inference_mode()
-    def get_sample_representation(
+    def _sample_vectors(
         self,
-        adata: AnnData | None = None,
-        key_added: str | None = None,
+        manager: AnnDataManager,
         n_cells: int = 1000,
         cell_selection: Literal["centrality", "random"] = "centrality",
         batch_size: int = 32,
     ) -> pd.DataFrame:
-        """Sample vectors from a fixed cell set per sample.
+        """Sample vectors ``(n_samples, n_output)``, columns ``latent_i``, from a fixed cell set.
 
-        Parameters
-        ----------
-        adata
-            AnnData with the same input features and ``sample_key`` column (new samples are
-            fine); ``None``: the training AnnData.
-        key_added
-            If given, also store the DataFrame in ``adata.uns[key_added]``.
-        n_cells
-            Cells per sample (App. A.5: 1000; smaller samples are resampled with replacement,
-            seeded by ``scvi.settings.seed``).
-        cell_selection
-            ``"centrality"``: the ``n_cells`` cells of lowest eigenvector centrality in the
-            sample's 15-NN graph (App. A.5); ``"random"``: a seeded random subset.
-        batch_size
-            Samples per forward pass.
-
-        Returns
-        -------
-        DataFrame ``(n_samples, n_output)``, index = sample ids (named ``sample_key``).
-
-        Raises
-        ------
-        RuntimeError
-            If the model is not trained.
-        KeyError, ValueError
-            If ``adata`` lacks the sample key/input or its features differ from the model's.
+        ``n_cells``: cells per sample (App. A.5: 1000; smaller samples are resampled with
+        replacement, seeded by ``scvi.settings.seed``). ``cell_selection``: ``"centrality"``,
+        the ``n_cells`` cells of lowest eigenvector centrality in the sample's 15-NN graph
+        (App. A.5), or ``"random"``, a seeded random subset. ``batch_size``: samples per pass.
         """
-        self._check_if_trained(warn=False)
-        adata = self.adata if adata is None else adata
-        sets, codes, names = self._sample_sets(adata)
-        # the cell sets depend only on the input (not on the weights): cache them per AnnData
-        fingerprint = (zlib.crc32(codes.tobytes()), zlib.crc32(sets.X.numpy().tobytes()))
-        key = (fingerprint, n_cells, cell_selection, _seed())
-        cache = self.__dict__.setdefault("_inference_cache", {})
-        if key not in cache:
-            cache.clear()
-            cache[key] = inference_cells(
-                sets.X.numpy(), codes, len(names), n_cells=n_cells, method=cell_selection,
-                seed=_seed(),
-            )  # fmt: skip
-        idx = cache[key]
+        sets, idx, names = self._fixed_sets(manager, n_cells, cell_selection)
         self.module.eval()
-        device = self.device
         out = []
         for start in range(0, len(names), batch_size):
-            x = sets.X[torch.as_tensor(idx[start : start + batch_size])].to(device)
+            x = sets.X[torch.as_tensor(idx[start : start + batch_size])].to(self.device)
             z, _ = self.module.embed(x)
             out.append(z.float().cpu().numpy())
         z = np.concatenate(out)
-        df = pd.DataFrame(z, index=names, columns=[f"dim_{i}" for i in range(z.shape[1])])
-        return self._store(df, adata, key_added)
+        return pd.DataFrame(z, index=names, columns=[f"latent_{i}" for i in range(z.shape[1])])
+
+    def _embed_batch(self, batch: dict) -> torch.Tensor:
+        """Each cell as a one-cell set: every head's weight is 1, so the vector is
+        ``f(concat_h x_c)``, where the cell alone would place its sample."""
+        return self.module.embed_cells(batch[REGISTRY_KEYS.X_KEY])
 
     @torch.inference_mode()
-    def get_latent_representation(
-        self,
-        adata: AnnData | None = None,
-        indices: np.ndarray | None = None,
-        batch_size: int | None = None,
-    ) -> np.ndarray:
-        """Per-cell vectors in the sample space: each cell encoded as a one-cell set.
-
-        With one cell every head's weight is 1, so the vector is ``f(concat_h x_c)``: where the
-        cell alone would place its sample.
-
-        Returns
-        -------
-        ``(n_cells, n_output)`` float32 array (rows follow ``indices`` when given).
-
-        Raises
-        ------
-        RuntimeError
-            If the model is not trained.
-        """
-        self._check_if_trained(warn=False)
-        adata = self.adata if adata is None else adata
-        X = self._input_matrix(adata)
-        if indices is not None:
-            X = X[np.asarray(indices)]
-        self.module.eval()
-        bs = batch_size or 16384
-        out = [
-            self.module.embed_cells(torch.as_tensor(X[i : i + bs])).float().cpu().numpy()
-            for i in range(0, len(X), bs)
-        ]
-        return np.concatenate(out) if out else np.zeros((0, self.module.n_output), np.float32)
-
-    @torch.inference_mode()
+    @doc.dedent
     def get_cell_importance(
         self,
         adata: AnnData | None = None,
@@ -497,8 +369,7 @@ class SampleCLR(SampleMixin, BaseModelClass):
 
         Parameters
         ----------
-        adata
-            ``None``: the training AnnData.
+        %(param_adata)s
         kind
             ``"probability"``: softmax over all cells of the cell's sample (sums to 1 per sample
             and head); ``"relative"``: that probability x the sample's number of cells
@@ -512,11 +383,14 @@ class SampleCLR(SampleMixin, BaseModelClass):
         ------
         RuntimeError
             If the model is not trained.
+        ValueError
+            Unknown ``kind``.
         """
-        self._check_if_trained(warn=False)
-        adata = self.adata if adata is None else adata
-        codes, _ = sample_codes(adata, self.sample_key)
-        X = torch.as_tensor(self._input_matrix(adata))
+        self._check_trained()
+        manager = self._manager(adata, samples=True)
+        codes, _ = self._samples(manager)
+        X = self._input(manager)
+        X = torch.as_tensor(X.toarray() if hasattr(X, "toarray") else np.asarray(X))
         self.module.eval()
         logits = torch.cat(
             [self.module.pool.logits(X[i : i + 16384].to(self.device)).float().cpu()

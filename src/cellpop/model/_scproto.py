@@ -15,14 +15,14 @@ import numpy as np
 import pandas as pd
 import torch
 from anndata import AnnData
-from scvi import REGISTRY_KEYS, settings
+from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager
-from scvi.data.fields import CategoricalObsField, LayerField
-from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
+from scvi.model._utils import get_max_epochs_heuristic
 
-from cellpop.data import CellDataModule, check_counts, check_obs_key, get_input_matrix
-from cellpop.model.base import per_sample_mean, sample_codes
-from cellpop.module._scproto import ScProtoModule, ScProtoTrainingPlan
+from cellpop.data import CellDataModule, check_counts
+from cellpop.model.base import CellpopModel, seed
+from cellpop.model.base._docs import doc
+from cellpop.module._scproto import ScProtoModule
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def clr(counts: np.ndarray, pseudocount: float = 0.5) -> np.ndarray:
     return logp - logp.mean(axis=1, keepdims=True)
 
 
-class ScProto(UnsupervisedTrainingMixin, BaseModelClass):
+class ScProto(CellpopModel):
     """scProto: prototypes + metacells from a batch-aware SwAV-trained conditional VAE.
 
     Parameters
@@ -135,6 +135,10 @@ class ScProto(UnsupervisedTrainingMixin, BaseModelClass):
         propagation_weight=0`` trains the plain scPoli-style CVAE (ablation).
     n_neighbors, n_pcs
         kNN augmentation graph (scProto §4.1: 50 neighbours on 50 PCs).
+    n_conditions
+        Number of condition embeddings (default: the ``batch_key`` categories of ``adata``;
+        recorded so that ``load`` onto data with new batches keeps the trained shapes). Query
+        cells of a batch unseen in training get the mean condition embedding.
 
     Raises
     ------
@@ -143,7 +147,8 @@ class ScProto(UnsupervisedTrainingMixin, BaseModelClass):
     """
 
     _module_cls = ScProtoModule
-    _training_plan_cls = ScProtoTrainingPlan
+    _default_batch_size = 512
+    _default_patience = 45
 
     def __init__(
         self,
@@ -162,6 +167,7 @@ class ScProto(UnsupervisedTrainingMixin, BaseModelClass):
         cvae_weight: float = 0.01,
         n_neighbors: int = 50,
         n_pcs: int = 50,
+        n_conditions: int | None = None,
     ):
         super().__init__(adata)
         n_cells = self.adata.n_obs
@@ -172,14 +178,15 @@ class ScProto(UnsupervisedTrainingMixin, BaseModelClass):
                 f"n_prototypes={n_prototypes} must be between 1 and the number of cells "
                 f"({n_cells})."
             )
+        if n_conditions is None:
+            n_conditions = int(self.summary_stats.n_batch)
         self.n_neighbors = n_neighbors
         self.n_pcs = n_pcs
         self.knn_index_ = None  # (n_cells, n_neighbors) built on the first train()
         self.prototype_radius_ = None  # (K,) set after training
-        n_batch = self.summary_stats.n_batch
         self.module = self._module_cls(
-            n_input=self.summary_stats.n_vars,
-            n_batch=n_batch,
+            n_input=len(self.var_names_),
+            n_batch=n_conditions,
             n_prototypes=n_prototypes,
             n_latent=n_latent,
             n_hidden=n_hidden,
@@ -194,17 +201,19 @@ class ScProto(UnsupervisedTrainingMixin, BaseModelClass):
             cvae_weight=cvae_weight,
         )
         self._model_summary_string = (
-            f"ScProto: {n_prototypes} prototypes, n_latent={n_latent}, {n_batch} batch(es), "
-            f"loss weights swav={swav_weight}, propagation={propagation_weight}, "
+            f"ScProto: {n_prototypes} prototypes, n_latent={n_latent}, {n_conditions} "
+            f"condition(s), loss weights swav={swav_weight}, propagation={propagation_weight}, "
             f"cvae={cvae_weight}"
         )
         self.init_params_ = self._get_init_params(locals())
 
     # ------------------------------------------------------------------ setup
     @classmethod
+    @doc.dedent
     def setup_anndata(
         cls,
         adata: AnnData,
+        *,
         layer: str | None = None,
         batch_key: str | None = None,
         labels_key: str | None = None,
@@ -217,8 +226,7 @@ class ScProto(UnsupervisedTrainingMixin, BaseModelClass):
         ----------
         adata
             Cells x genes AnnData.
-        layer
-            Layer with raw integer counts; ``None`` uses ``adata.X``.
+        %(param_layer)s Raw integer counts.
         batch_key
             ``adata.obs`` column of the study/condition: it gets a CVAE condition embedding and
             the SwAV loss is computed within each of its categories (scProto eq. 3).
@@ -232,134 +240,71 @@ class ScProto(UnsupervisedTrainingMixin, BaseModelClass):
         KeyError
             If ``layer`` or an obs key is missing.
         ValueError
-            If the matrix holds NaN/inf, negative or non-integer values (counts are required).
+            If the matrix holds NaN/inf, negative or non-integer values (counts are required),
+            or an obs key has missing values.
+        TypeError
+            On an unknown keyword (e.g. ``obsm_key``).
         """
         setup_method_args = cls._get_setup_method_args(**locals())
-        X = get_input_matrix(adata, layer=layer)
-        check_counts(X, what="adata.X" if layer is None else f"adata.layers[{layer!r}]")
-        check_obs_key(adata, batch_key, "batch_key")
-        check_obs_key(adata, labels_key, "labels_key")
-        check_obs_key(adata, sample_key, "sample_key")
-        fields = [
-            LayerField(REGISTRY_KEYS.X_KEY, layer, is_count_data=True),
-            CategoricalObsField(REGISTRY_KEYS.BATCH_KEY, batch_key),
-            CategoricalObsField(REGISTRY_KEYS.LABELS_KEY, labels_key),
-        ]
-        manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)
-        manager.register_fields(adata, **kwargs)
-        cls.register_manager(manager)
+        cls._register(
+            adata, setup_method_args, layer=layer, check_input=check_counts,
+            categorical={
+                REGISTRY_KEYS.BATCH_KEY: (batch_key, "batch_key"),
+                REGISTRY_KEYS.LABELS_KEY: (labels_key, "labels_key"),
+                REGISTRY_KEYS.SAMPLE_KEY: (sample_key, "sample_key"),
+            },
+            transfer_kwargs=kwargs,
+        )  # fmt: skip
 
-    def _setup_arg(self, name: str):
-        return self.adata_manager.registry["setup_args"].get(name)
+    def _check_input(self, X, what: str) -> None:
+        check_counts(X, what)
 
     # ------------------------------------------------------------------ training
-    def train(
-        self,
-        max_epochs: int | None = None,
-        accelerator: str = "auto",
-        devices: int | list[int] | str = "auto",
-        batch_size: int = 512,
-        validation_size: float = 0.1,
-        split_by_sample: bool = False,
-        early_stopping: bool = True,
-        lr: float = 1e-3,
-        n_epochs_freeze_prototypes: int = 1,
-        plan_kwargs: dict | None = None,
-        **trainer_kwargs,
-    ):
-        """Train with the device-resident :class:`cellpop.data.CellDataModule`.
+    def _default_max_epochs(self) -> int:
+        """scvi-tools' heuristic ``min(400, 400 * 20000 / n_cells)``."""
+        return get_max_epochs_heuristic(self.adata.n_obs)
 
-        The kNN graph is built once (first call) and kept in ``knn_index_``.
+    def _datamodule(self, batch_size, train_size, load_to_device, split_by_sample: bool = False):
+        """Cells on the device, each batch with one kNN partner per cell (same split).
 
-        Parameters
-        ----------
-        max_epochs
-            Epochs; ``None`` uses scvi-tools' heuristic ``min(400, 400 * 20000 / n_cells)``.
-        accelerator, devices
-            Lightning device selection (``"auto"``: GPU when present).
-        batch_size
-            Cells per minibatch (each paired with one kNN neighbour).
-        validation_size
-            Fraction of cells (or of samples with ``split_by_sample``) held out.
-        split_by_sample
-            Hold out whole samples (``sample_key`` must be registered).
-        early_stopping
-            Stop on ``validation_loss`` (patience 45 epochs unless ``early_stopping_patience``).
-        lr
-            Adam learning rate (Adam eps 0.01, scPoli).
-        n_epochs_freeze_prototypes
-            Epochs without prototype updates (SwAV's freezing).
-        plan_kwargs
-            Extra :class:`~cellpop.module._scproto.ScProtoTrainingPlan` arguments; KL is
-            annealed over the first half of ``max_epochs`` unless ``n_epochs_kl_warmup`` is given.
-        **trainer_kwargs
-            Passed to :class:`scvi.train.Trainer`.
-
-        Raises
-        ------
-        ValueError
-            If a batch category has so few cells that a minibatch would hold fewer than 2 of
-            them on average (too few for the per-batch Sinkhorn), or ``split_by_sample`` without
-            a ``sample_key``.
+        ``datasplitter_kwargs``: ``split_by_sample`` holds out whole samples (needs
+        ``sample_key``). The kNN graph is built once (first call) and kept in ``knn_index_``.
         """
-        n_cells = self.adata.n_obs
-        if max_epochs is None:
-            from scvi.model._utils import get_max_epochs_heuristic
-
-            max_epochs = get_max_epochs_heuristic(n_cells)
-        self._check_batch_sizes(batch_size)
+        batch = self._codes(self.adata_manager, REGISTRY_KEYS.BATCH_KEY)
+        self._check_batch_sizes(batch, batch_size)
         sample = None
         if split_by_sample:
-            key = self._setup_arg("sample_key")
-            if key is None:
-                raise ValueError("split_by_sample=True needs sample_key= in setup_anndata.")
-            sample = self.adata.obs[key].to_numpy()
-        if getattr(self, "knn_index_", None) is None:
-            self.knn_index_ = knn_index(
-                get_input_matrix(self.adata, layer=self._setup_arg("layer")),
-                n_neighbors=self.n_neighbors,
-                n_pcs=self.n_pcs,
-                random_state=settings.seed if settings.seed is not None else 0,
-            )
-        seed = settings.seed if settings.seed is not None else 0
-        datamodule = CellDataModule(
-            self.adata_manager,
+            sample = self._samples(self.adata_manager)[0]
+        X = self._input()
+        if self.knn_index_ is None:
+            self.knn_index_ = knn_index(X, self.n_neighbors, self.n_pcs, random_state=seed())
+        return CellDataModule(
+            X,
+            batch=batch,
+            labels=self._codes(self.adata_manager, REGISTRY_KEYS.LABELS_KEY),
             sample=sample,
-            split_by_sample=split_by_sample,
-            validation_size=validation_size,
+            validation_size=1.0 - train_size,
             batch_size=batch_size,
-            seed=seed,
+            load_to_device=load_to_device,
+            seed=seed(),
+            partners=self.knn_index_,
         )
-        plan = {
-            "neighbor_index": torch.as_tensor(self.knn_index_),
-            "seed": seed,
-            "lr": lr,
-            "n_epochs_freeze_prototypes": n_epochs_freeze_prototypes,
-            "n_epochs_kl_warmup": max(1, max_epochs // 2),
-        }
-        plan.update(plan_kwargs or {})
-        trainer_kwargs.setdefault("benchmark", False)
-        trainer_kwargs.setdefault("check_val_every_n_epoch", 1 if validation_size > 0 else None)
-        if early_stopping and validation_size > 0:
-            trainer_kwargs.setdefault("early_stopping_monitor", "validation_loss")
-        super().train(
-            max_epochs=max_epochs,
-            accelerator=accelerator,
-            devices=devices,
-            datamodule=datamodule,
-            plan_kwargs=plan,
-            early_stopping=early_stopping and validation_size > 0,
-            **trainer_kwargs,
-        )
-        self.module.eval()
-        self._store_prototype_radii()
 
-    def _check_batch_sizes(self, batch_size: int) -> None:
-        codes = self.adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY).reshape(-1)
-        counts = np.bincount(codes.astype(np.int64))
+    def _plan_defaults(self, max_epochs: int) -> dict:
+        """Adam (eps 0.01, weight decay 1e-6: scPoli), constant lr 1e-3, prototypes frozen in
+        the first epoch (SwAV), KL annealed over the first half of the run, ELBO logged."""
+        return dict(
+            optimizer="Adam", lr=1e-3, eps=0.01, weight_decay=1e-6, scheduler=None,
+            frozen=("prototypes",), frozen_epochs=1, log_elbo=True,
+            n_epochs_kl_warmup=max(1, max_epochs // 2),
+        )  # fmt: skip
+
+    def _check_batch_sizes(self, codes: np.ndarray, batch_size: int) -> None:
+        counts = np.bincount(codes)
+        used = np.flatnonzero(counts)
         n = codes.shape[0]
         expected = min(batch_size, n) * counts / n
-        bad = np.flatnonzero(expected < MIN_CELLS_PER_BATCH_IN_MINIBATCH)
+        bad = used[expected[used] < MIN_CELLS_PER_BATCH_IN_MINIBATCH]
         if bad.size:
             cats = self.adata_manager.get_state_registry(
                 REGISTRY_KEYS.BATCH_KEY
@@ -373,34 +318,9 @@ class ScProto(UnsupervisedTrainingMixin, BaseModelClass):
             )
 
     # ------------------------------------------------------------------ outputs
-    @torch.inference_mode()
-    def get_latent_representation(
-        self,
-        adata: AnnData | None = None,
-        indices=None,
-        batch_size: int | None = None,
-    ) -> np.ndarray:
-        """Latent means of the encoder, shape ``(n_cells, n_latent)``.
-
-        Parameters
-        ----------
-        adata
-            AnnData with the model's genes (set up like the training data); default: training data.
-        indices
-            Cell positions to use; default all.
-        batch_size
-            Minibatch size of the inference loop.
-        """
-        self._check_if_trained(warn=False)
-        adata = self._validate_anndata(adata)
-        self.module.eval()
-        loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size)
-        out = []
-        for tensors in loader:
-            x = tensors[REGISTRY_KEYS.X_KEY].to(self.device)
-            b = tensors[REGISTRY_KEYS.BATCH_KEY].to(self.device)
-            out.append(self.module._encode(x, b)[0].cpu())
-        return torch.cat(out).numpy()
+    def _embed_batch(self, batch: dict) -> torch.Tensor:
+        """Latent means of the encoder ``(b, n_latent)``."""
+        return self.module._encode(batch[REGISTRY_KEYS.X_KEY], batch[REGISTRY_KEYS.BATCH_KEY])[0]
 
     def _scores(self, z: np.ndarray) -> torch.Tensor:
         from cellpop.nn._swav import cosine_scores
@@ -408,6 +328,7 @@ class ScProto(UnsupervisedTrainingMixin, BaseModelClass):
         protos = self.module.normalized_prototypes().detach().cpu()
         return cosine_scores(torch.as_tensor(z), protos)
 
+    @doc.dedent
     def get_prototype_assignment(
         self,
         adata: AnnData | None = None,
@@ -419,10 +340,11 @@ class ScProto(UnsupervisedTrainingMixin, BaseModelClass):
 
         Parameters
         ----------
-        adata, indices, batch_size
-            As in :meth:`get_latent_representation`.
+        %(param_adata)s
+        %(param_indices)s
         soft
             Return ``softmax(cos / temperature)`` over prototypes (eq. 2) instead.
+        %(param_batch_size_inference)s
 
         Returns
         -------
@@ -433,6 +355,9 @@ class ScProto(UnsupervisedTrainingMixin, BaseModelClass):
         if soft:
             return torch.softmax(scores / self.module.temperature, dim=1).numpy()
         return scores.argmax(1).numpy().astype(np.int64)
+
+    def _on_trained(self) -> None:
+        self._store_prototype_radii()
 
     def _store_prototype_radii(self) -> None:
         z = self.get_latent_representation()
@@ -451,9 +376,14 @@ class ScProto(UnsupervisedTrainingMixin, BaseModelClass):
         Prototypes live on the unit sphere (only directions matter for assignment); to decode
         them each is placed at the mean latent norm of the training cells assigned to it
         (``prototype_radius_``; the median cell norm for an empty prototype).
+
+        Raises
+        ------
+        RuntimeError
+            Before training.
         """
-        self._check_if_trained(warn=False)
-        if getattr(self, "prototype_radius_", None) is None:
+        self._check_trained()
+        if self.prototype_radius_ is None:
             self._store_prototype_radii()
         protos = self.module.normalized_prototypes().detach().cpu().numpy()
         return protos * self.prototype_radius_[:, None]
@@ -476,27 +406,35 @@ class ScProto(UnsupervisedTrainingMixin, BaseModelClass):
         ``obs['n_cells']`` training cells assigned to the prototype; when ``labels_key`` was
         registered ``obs['majority_label']`` (categorical; "unassigned" for empty prototypes)
         and ``obs['purity']`` (fraction of assigned cells carrying it, NaN when empty);
-        ``obsm['X_scproto']`` prototype latent points ``(K, n_latent)``; ``var`` = a copy of the
-        model's ``var``; ``uns['units']`` describes ``X``.
+        ``obsm['X_scproto']`` prototype latent points ``(K, n_latent)``; ``var`` = the model's
+        genes (with the training ``var`` columns); ``uns['units']`` describes ``X``.
+
+        Raises
+        ------
+        RuntimeError
+            Before training.
         """
         z_proto = self.get_prototype_latent()
-        device = self.device
-        prop = self.module.decode_proportions(torch.as_tensor(z_proto, device=device))
+        prop = self.module.decode_proportions(torch.as_tensor(z_proto, device=self.device))
         X = (prop.cpu().numpy() * library_size).astype(np.float32)
         k = X.shape[0]
         assign = self.get_prototype_assignment()
         obs = pd.DataFrame(index=[f"prototype_{i}" for i in range(k)])
         obs["n_cells"] = np.bincount(assign, minlength=k)
-        labels_key = self._setup_arg("labels_key")
-        if labels_key is not None:
-            tab = pd.crosstab(assign, self.adata.obs[labels_key].to_numpy())
+        labels = self._codes(self.adata_manager, REGISTRY_KEYS.LABELS_KEY)
+        if self._setup_args.get("labels_key") is not None:
+            mapping = self.adata_manager.get_state_registry(
+                REGISTRY_KEYS.LABELS_KEY
+            ).categorical_mapping
+            tab = pd.crosstab(assign, np.asarray(mapping)[labels])
             tab = tab.reindex(range(k), fill_value=0)
             has = tab.sum(1).to_numpy() > 0
             major = np.where(has, tab.idxmax(1).astype(str).to_numpy(), "unassigned")
             purity = np.where(has, tab.max(1) / np.maximum(tab.sum(1), 1), np.nan)
             obs["majority_label"] = pd.Categorical(major)
             obs["purity"] = purity.astype(float)
-        meta = AnnData(X=X, obs=obs, var=self.adata.var.copy())
+        var = self.adata.var.reindex(pd.Index(self.var_names_.astype(str))).copy()
+        meta = AnnData(X=X, obs=obs, var=var)
         meta.obsm["X_scproto"] = z_proto.astype(np.float32)
         meta.uns["units"] = (
             f"X: decoded prototype expression, gene proportions x {library_size:g} "
@@ -504,56 +442,21 @@ class ScProto(UnsupervisedTrainingMixin, BaseModelClass):
         )
         return meta
 
-    def get_sample_representation(
-        self,
-        adata: AnnData | None = None,
-        key_added: str | None = None,
-        kind: str = "occupancy",
-        pseudocount: float = 0.5,
+    def _sample_vectors(
+        self, manager: AnnDataManager, kind: str = "occupancy", pseudocount: float = 0.5
     ) -> pd.DataFrame:
-        """Per-sample vectors from prototype occupancy or mean latent.
-
-        Parameters
-        ----------
-        adata
-            AnnData set up like the training data (default: training data); must contain the
-            registered ``sample_key`` column.
-        key_added
-            When given, the DataFrame is also written to ``adata.uns[key_added]``.
-        kind
-            ``"occupancy"`` (default): number of cells of each sample assigned to each
-            prototype, plus ``pseudocount``, centred-log-ratio transformed,
-            shape ``(n_samples, K)``; ``"mean_latent"``: mean latent per sample,
-            shape ``(n_samples, n_latent)``.
-        pseudocount
-            Added to the occupancy counts before the CLR.
-
-        Returns
-        -------
-        DataFrame, index = sample ids in category order (named ``sample_key``).
-
-        Raises
-        ------
-        ValueError
-            If no ``sample_key`` was registered or ``kind`` is unknown.
-        """
-        key = self._setup_arg("sample_key")
-        if key is None:
-            raise ValueError("No sample_key was given to setup_anndata; re-run it with one.")
-        if kind not in ("occupancy", "mean_latent"):
-            raise ValueError(f"kind must be 'occupancy' or 'mean_latent', got {kind!r}.")
-        adata = self._validate_anndata(adata)
-        z = self.get_latent_representation(adata)
+        """``kind="occupancy"`` (default): cells of each sample assigned to each prototype, plus
+        ``pseudocount``, centred-log-ratio transformed, ``(n_samples, K)``, columns
+        ``prototype_i``; ``kind="mean_latent"``: mean latent ``(n_samples, n_latent)``, columns
+        ``latent_i``. ``ValueError`` for another ``kind``."""
         if kind == "mean_latent":
-            df = per_sample_mean(z, adata, key, prefix="latent")
-        else:
-            codes, names = sample_codes(adata, key)
-            k = self.module.prototypes.shape[0]
-            assign = self._scores(z).argmax(1).numpy()
-            counts = np.zeros((len(names), k))
-            np.add.at(counts, (codes, assign), 1.0)
-            cols = [f"prototype_{i}" for i in range(k)]
-            df = pd.DataFrame(clr(counts, pseudocount), index=names, columns=cols)
-        if key_added is not None:
-            adata.uns[key_added] = df
-        return df
+            return super()._sample_vectors(manager)
+        if kind != "occupancy":
+            raise ValueError(f"kind must be 'occupancy' or 'mean_latent', got {kind!r}.")
+        codes, names = self._samples(manager)
+        k = self.module.prototypes.shape[0]
+        assign = self._scores(self._latent(manager, None, None)).argmax(1).numpy()
+        counts = np.zeros((len(names), k))
+        np.add.at(counts, (codes, assign), 1.0)
+        cols = [f"prototype_{i}" for i in range(k)]
+        return pd.DataFrame(clr(counts, pseudocount), index=names, columns=cols)

@@ -175,7 +175,11 @@ class SampleCLRModule(BaseModuleClass):
             z[: 2 * b], batch_prior, self.temperature, self.graph_temperature
         )
         total = contrastive
-        extra = {"contrastive_loss": contrastive.detach()}
+        # collapse monitor: mean over dimensions of the per-dimension std of the sample vectors
+        extra = {
+            "contrastive_loss": contrastive.detach(),
+            "embedding_std": z.detach().std(0).mean(),
+        }
         if self.diversity_weight > 0:
             div = head_diversity_penalty(inference_outputs["weights"], inference_outputs["mask"])
             total = total + self.diversity_weight * div

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from scvi import REGISTRY_KEYS
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
-from scvi.train import TrainingPlan
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
+from cellpop.data import PARTNER_BATCH_KEY, PARTNER_X_KEY
 from cellpop.nn._cvae import (
     ConditionalDecoder,
     ConditionalEncoder,
@@ -31,9 +31,6 @@ from cellpop.nn._swav import (
     sinkhorn_knopp,
     swapped_prediction_loss,
 )
-
-X_POS_KEY = "X_pos"  # counts of each cell's kNN partner (added by ScProtoTrainingPlan)
-BATCH_POS_KEY = "batch_pos"  # condition of that partner
 
 
 class ScProtoModule(BaseModuleClass):
@@ -117,8 +114,8 @@ class ScProtoModule(BaseModuleClass):
         return {
             "x": tensors[REGISTRY_KEYS.X_KEY],
             "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY],
-            "x_pos": tensors.get(X_POS_KEY),
-            "batch_pos": tensors.get(BATCH_POS_KEY),
+            "x_pos": tensors.get(PARTNER_X_KEY),
+            "batch_pos": tensors.get(PARTNER_BATCH_KEY),
         }
 
     def _get_generative_input(self, tensors, inference_outputs, **kwargs):
@@ -155,7 +152,10 @@ class ScProtoModule(BaseModuleClass):
         b = batch_index.long().view(-1)
         cond = self.condition_embedding(b)
         proportions = self.decoder(z, cond)
-        theta = torch.exp(self.px_r).T[b]  # (B, G)
+        # per-condition inverse dispersion; an unseen condition gets the mean over conditions
+        theta_all = torch.exp(self.px_r).T  # (n_batch, G)
+        theta_all = torch.cat([theta_all, theta_all.mean(0, keepdim=True)])
+        theta = theta_all[b.clamp(max=self.n_batch)]  # (B, G)
         return {"proportions": proportions, "theta": theta, "library": library}
 
     def loss(
@@ -164,9 +164,12 @@ class ScProtoModule(BaseModuleClass):
         inference_outputs,
         generative_outputs,
         kl_weight: float = 1.0,
-        freeze_prototypes: bool = False,
     ):
-        """Total scProto loss (eq. 5); components reported as extra metrics."""
+        """Total scProto loss (eq. 5); components and the collapse monitor as extra metrics.
+
+        ``latent_std`` is the mean over latent dimensions of the per-dimension standard deviation
+        of the cells' latent means across the minibatch (the embedding SwAV acts on).
+        """
         x = tensors[REGISTRY_KEYS.X_KEY]
         rec = nb_reconstruction_loss(
             x,
@@ -178,9 +181,10 @@ class ScProtoModule(BaseModuleClass):
         kl = kl_divergence(qz, Normal(torch.zeros_like(qz.loc), torch.ones_like(qz.scale))).sum(-1)
         cvae = (rec + kl_weight * kl).mean()
         total = self.cvae_weight * cvae
-        extra = {"cvae_loss": cvae.detach()}
+        z_mean = inference_outputs["qz_mean"]
+        extra = {"cvae_loss": cvae.detach(), "latent_std": z_mean.detach().std(0).mean()}
         if self.uses_prototype_losses and "qz_mean_pos" in inference_outputs:
-            protos = self.prototypes.detach() if freeze_prototypes else self.prototypes
+            protos = self.prototypes
             z_t = inference_outputs["qz_mean"]
             z_s = inference_outputs["qz_mean_pos"]
             groups = tensors[REGISTRY_KEYS.BATCH_KEY].view(-1)
@@ -222,72 +226,3 @@ class ScProtoModule(BaseModuleClass):
         """
         cond = self.condition_embedding.mean_embedding().expand(z.shape[0], -1)
         return self.decoder(z, cond)
-
-
-class ScProtoTrainingPlan(TrainingPlan):
-    """scvi-tools ``TrainingPlan`` adding the kNN augmentation and prototype freezing.
-
-    For every minibatch cell (``indices`` from :class:`cellpop.data.CellDataModule`) one of its
-    precomputed neighbours is drawn at random on the training device; the neighbour's counts
-    and condition are gathered from the data module's device-resident matrix and added to the
-    batch (``"X_pos"``, ``"batch_pos"``). Prototypes receive no gradient during the first
-    ``n_epochs_freeze_prototypes`` epochs (SwAV's prototype freezing).
-
-    Parameters
-    ----------
-    module
-        :class:`ScProtoModule`.
-    neighbor_index
-        Integer tensor ``(n_cells, k)``: ``k`` neighbour row numbers per registered cell.
-    seed
-        Seed of the neighbour draws (a private generator on the training device).
-    n_epochs_freeze_prototypes
-        Epochs without prototype updates (default 1).
-    **kwargs
-        Passed to :class:`scvi.train.TrainingPlan` (``lr``, ``n_epochs_kl_warmup``, ...;
-        ``eps`` defaults to 0.01, scPoli's Adam eps).
-    """
-
-    def __init__(
-        self,
-        module: ScProtoModule,
-        *,
-        neighbor_index: torch.Tensor,
-        seed: int = 0,
-        n_epochs_freeze_prototypes: int = 1,
-        **kwargs,
-    ):
-        super().__init__(module, **kwargs)
-        self._neighbor_index = neighbor_index
-        self._seed = int(seed)
-        self._generator = None
-        self.n_epochs_freeze_prototypes = n_epochs_freeze_prototypes
-        self.loss_kwargs.setdefault("freeze_prototypes", False)
-
-    def _augment(self, batch: dict) -> dict:
-        idx = batch[REGISTRY_KEYS.INDICES_KEY].long().view(-1)
-        device = idx.device
-        if self._neighbor_index.device != device:
-            self._neighbor_index = self._neighbor_index.to(device)
-        if self._generator is None or self._generator.device != device:
-            self._generator = torch.Generator(device=device)
-            self._generator.manual_seed(self._seed)
-        k = self._neighbor_index.shape[1]
-        pick = torch.randint(k, (idx.shape[0],), device=device, generator=self._generator)
-        partner = self._neighbor_index[idx, pick]
-        # cellpop.data.CellDataModule keeps the cells on the device: fetch the partners there
-        partners = self.trainer.datamodule.gather(partner)
-        batch = dict(batch)
-        batch[X_POS_KEY] = partners[REGISTRY_KEYS.X_KEY].to(device)
-        batch[BATCH_POS_KEY] = partners[REGISTRY_KEYS.BATCH_KEY].to(device)
-        return batch
-
-    def training_step(self, batch, batch_idx):
-        """Add kNN partners, set prototype freezing, then scvi's training step."""
-        self.loss_kwargs["freeze_prototypes"] = self.current_epoch < self.n_epochs_freeze_prototypes
-        return super().training_step(self._augment(batch), batch_idx)
-
-    def validation_step(self, batch, batch_idx):
-        """Add kNN partners, then scvi's validation step (logs ``validation_loss``)."""
-        self.loss_kwargs["freeze_prototypes"] = False
-        return super().validation_step(self._augment(batch), batch_idx)

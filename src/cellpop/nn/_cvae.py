@@ -35,16 +35,25 @@ def default_hidden_size(n_genes: int) -> int:
 class ConditionEmbedding(nn.Embedding):
     """Learned embedding of each condition (study/batch), shape ``(n_conditions, dim)``.
 
-    Rows are renormalised to norm <= ``max_norm`` (scPoli: 1) when looked up.
+    Rows are renormalised to norm <= ``max_norm`` (scPoli: 1) when looked up. A condition code
+    ``>= n_conditions`` (a batch unseen in training, as query data bring) gets the **mean
+    condition embedding**, the neutral condition also used to decode metacells.
     """
 
     def __init__(self, n_conditions: int, dim: int = 10, max_norm: float = 1.0):
         super().__init__(n_conditions, dim, max_norm=max_norm)
 
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Embeddings ``(*idx.shape, dim)``; unseen codes map to :meth:`mean_embedding`."""
+        idx = idx.long()
+        unseen = idx >= self.num_embeddings
+        out = super().forward(idx.clamp(max=self.num_embeddings - 1))
+        return torch.where(unseen.unsqueeze(-1), self.mean_embedding(), out)
+
     def mean_embedding(self) -> torch.Tensor:
         """Average of all condition embeddings (after the max-norm projection), shape ``(dim,)``."""
         idx = torch.arange(self.num_embeddings, device=self.weight.device)
-        return self(idx).mean(0)
+        return super().forward(idx).mean(0)
 
 
 def _hidden_block(n_in: int, n_hidden: int, dropout: float) -> nn.Sequential:

@@ -6,31 +6,8 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from cellpop.data._samples import sample_codes as _sample_codes
 from cellpop.data._validation import check_obs_key
-
-
-def _sample_codes(adata: AnnData, sample_key: str) -> tuple[np.ndarray, pd.Index]:
-    """Integer sample code per cell and the sample ids (observed ones, in category order).
-
-    Raises
-    ------
-    KeyError
-        If ``sample_key`` is not a column of ``adata.obs``.
-    ValueError
-        If a cell has a missing sample id.
-    """
-    check_obs_key(adata, sample_key, "sample_key")
-    col = adata.obs[sample_key]
-    if col.isna().any():
-        raise ValueError(
-            f"sample_key={sample_key!r} has {int(col.isna().sum())} cell(s) with a missing sample id."
-        )
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        col = col.cat.remove_unused_categories()
-    else:
-        col = col.astype(str).astype("category")
-    samples = pd.Index(col.cat.categories.astype(str), name=sample_key)
-    return np.asarray(col.cat.codes, dtype=np.int64), samples
 
 
 def _indicator(codes: np.ndarray, n_samples: int):

@@ -1,5 +1,6 @@
-"""Training plans shared by cellpop's self-supervised models."""
+"""The one training plan and the callbacks every cellpop model trains with."""
 
-from ._ssl_plan import SSLTrainingPlan, warmup_cosine
+from ._callbacks import EMATeacher, ModeProbe, ema_momentum
+from ._plan import TrainingPlan, warmup_cosine
 
-__all__ = ["SSLTrainingPlan", "warmup_cosine"]
+__all__ = ["EMATeacher", "ModeProbe", "TrainingPlan", "ema_momentum", "warmup_cosine"]

@@ -1,5 +1,7 @@
-"""Mixins shared by cellpop's sample-level models."""
+"""Bases shared by every cellpop model (:class:`CellpopModel`) and by sample-level models
+(:class:`SampleModel`)."""
 
-from ._sample_mixin import SampleMixin, per_sample_mean, sample_codes
+from ._base import INFERENCE_BATCH_SIZE, CellpopModel, concat_history, seed
+from ._sample import SampleModel
 
-__all__ = ["SampleMixin", "per_sample_mean", "sample_codes"]
+__all__ = ["INFERENCE_BATCH_SIZE", "CellpopModel", "SampleModel", "concat_history", "seed"]
