@@ -180,3 +180,18 @@ def test_convert_checks_the_original_hash(tmp_path):
     expected = hashlib.sha256(b"not the original").hexdigest()
     with pytest.raises(ValueError, match=rf"not the public original.*{expected}.*HelenaLC/muscat"):
         datasets.convert("kang2018_ctrl", fake)
+
+
+def test_data_dir_accepts_a_copy_of_the_cache(fresh, tmp_path):
+    """A file cellpop built (recorded sha256 in ``<file>.sha256``) is valid in a data_dir;
+    one whose bytes no longer match the record is not."""
+    folder = tmp_path / "copy_of_cache"
+    folder.mkdir()
+    built = folder / "onek1k_40donors.h5ad"
+    built.write_bytes(b"pretend this is a rebuilt h5ad")
+    record = folder / "onek1k_40donors.h5ad.sha256"
+    record.write_text(hashlib.sha256(b"pretend this is a rebuilt h5ad").hexdigest() + "\n")
+    assert datasets.fetch("onek1k", data_dir=folder) == built
+    built.write_bytes(b"changed afterwards")
+    with pytest.raises(ValueError, match=r"onek1k_40donors\.h5ad.*expected 9bd9ff86.*got"):
+        datasets.fetch("onek1k", data_dir=folder)

@@ -78,9 +78,15 @@ def _accepted(info: DatasetInfo) -> set[str]:
     return {info.sha256} | ({info.embedded_sha256} if info.embedded_sha256 else set())
 
 
+def _recorded(path: Path) -> str | None:
+    """The sha256 cellpop recorded next to a file it built (``<file>.sha256``), if any."""
+    sidecar = _sidecar(path)
+    return sidecar.read_text().strip() if sidecar.is_file() else None
+
+
 def _check_local(info: DatasetInfo, path: Path) -> Path:
     actual = _sha256(path)
-    if actual not in _accepted(info):
+    if actual not in _accepted(info) and actual != _recorded(path):
         raise ValueError(
             f"File {str(path)!r} for dataset {info.name!r} does not match the pinned sha256: "
             f"expected {info.sha256}, got {actual}. Replace it with the released file, or remove "
@@ -113,9 +119,7 @@ def _cached(info: DatasetInfo, path: Path) -> Path | None:
     if not path.is_file():
         return None
     actual = _sha256(path)
-    sidecar = _sidecar(path)
-    recorded = sidecar.read_text().strip() if sidecar.is_file() else None
-    if actual in _accepted(info) or actual == recorded:
+    if actual in _accepted(info) or actual == _recorded(path):
         return path
     warnings.warn(
         f"Cached file {str(path)!r} of dataset {info.name!r} is corrupt (sha256 {actual} is "
@@ -124,7 +128,7 @@ def _cached(info: DatasetInfo, path: Path) -> Path | None:
         stacklevel=3,
     )
     path.unlink()
-    sidecar.unlink(missing_ok=True)
+    _sidecar(path).unlink(missing_ok=True)
     return None
 
 
@@ -219,6 +223,7 @@ def _build_into_cache(info: DatasetInfo, target: Path, progressbar: bool) -> Pat
         finally:
             tmp.unlink(missing_ok=True)
         _sidecar(target).write_text(digest + "\n")
+        bar.set_postfix_str("done")
         bar.update()
     return target
 
@@ -257,8 +262,10 @@ def fetch(name: str, data_dir: str | os.PathLike | None = None, progressbar: boo
         If ``data_dir`` or ``$CELLPOP_DATA_DIR`` is given but is not an existing directory.
     ValueError
         If a file found in ``data_dir``, ``$CELLPOP_DATA_DIR`` or the package does not match
-        its pinned sha256, or the downloaded original does not (then nothing is cached). A
-        corrupt file in the cache is not an error: it is removed (with a warning) and rebuilt.
+        its pinned sha256 (in a data directory, a file built by cellpop may instead match its
+        ``<filename>.sha256`` record: a copy of the cache is a valid data directory), or the
+        downloaded original does not (then nothing is cached). A corrupt file in the cache is
+        not an error: it is removed (with a warning) and rebuilt.
     OSError
         If the file is nowhere locally and the download fails (no network, HTTP error).
     """
