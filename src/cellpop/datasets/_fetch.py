@@ -103,7 +103,16 @@ def _directory(value, what: str) -> Path:
 
 
 def embedded_path(name: str) -> Path | None:
-    """Path of the copy of dataset ``name`` shipped inside the package, or None."""
+    """Path of the copy of dataset ``name`` shipped inside the package, or None.
+
+    Only ``stephenson2021_covid`` and ``kang2018_ctrl_demo`` are embedded (see
+    ``list_datasets()["embedded"]``).
+
+    Raises
+    ------
+    KeyError
+        If ``name`` is not a registered dataset.
+    """
     info = _get_info(name)
     if info.embedded_sha256 is None:
         return None
