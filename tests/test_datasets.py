@@ -1,15 +1,14 @@
-"""Tests of cellpop.datasets: loaders on the real files, and the download/cache path for real
-against a loopback HTTP server."""
+"""Tests of cellpop.datasets: registry, loaders on the real files, the embedded demo files and
+the lookup order (the download path is in test_datasets_download.py)."""
 
 from __future__ import annotations
 
-import functools
-import http.server
+import json
 import os
 import shutil
-import threading
 from pathlib import Path
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
@@ -29,30 +28,11 @@ CONVENTION_OBS = ["donor_id", "sample_id", "cell_type", "cell_type_ontology_term
 
 @pytest.fixture
 def no_data_env(monkeypatch, tmp_path):
-    """No data dir, an empty temporary cache, and an unreachable default URL."""
+    """No data dir, an empty temporary cache, and an unreachable originals mirror."""
     monkeypatch.delenv("CELLPOP_DATA_DIR", raising=False)
     monkeypatch.setenv("CELLPOP_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("CELLPOP_DATA_URL", "http://127.0.0.1:9/")  # discard port: refused
+    monkeypatch.setenv("CELLPOP_ORIGINALS_URL", "http://127.0.0.1:9/")  # discard port: refused
     return tmp_path / "cache"
-
-
-@pytest.fixture
-def serve():
-    """Start a loopback HTTP server on a random port serving a directory; yields a starter."""
-    servers = []
-
-    def start(directory: Path) -> str:
-        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
-        handler.log_message = lambda *args, **kwargs: None
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 def _check_counts(adata, n_obs, n_vars):
@@ -73,8 +53,15 @@ def test_list_datasets_table():
     table = datasets.list_datasets()
     assert isinstance(table, pd.DataFrame)
     assert set(table.index) == set(datasets.REGISTRY)
-    assert len(table) == 7
+    assert len(table) == 8
     assert table["sha256"].str.fullmatch(r"[0-9a-f]{64}").all()
+    assert table["original_sha256"].str.fullmatch(r"[0-9a-f]{64}").all()
+    assert (
+        table["original_url"]
+        .str.match(r"^https://raw\.githubusercontent\.com/[^/]+/[^/]+/[0-9a-f]{40}/")
+        .all()
+    )
+    assert set(table.index[table["embedded"]]) == {"stephenson2021_covid", "kang2018_ctrl_demo"}
     # every loader named in the table exists in the public API
     for loader in table["loader"]:
         assert callable(getattr(cellpop.datasets, loader))
@@ -91,8 +78,93 @@ def test_unknown_ontology_version():
 
 
 def test_download_failure_is_clear(no_data_env):
-    with pytest.raises(OSError, match="Could not download dataset 'onek1k'.*data_dir"):
+    with pytest.raises(OSError, match="Could not download the public original.*'onek1k'.*data_dir"):
         datasets.fetch("onek1k")
+
+
+# ---------------------------------------------------------------- embedded demo files
+
+
+def test_embedded_files_offline(no_data_env):
+    """Both embedded files load with no data dir, no cache and no network; hashes pinned."""
+    steph = datasets.stephenson2021_covid()
+    assert datasets.fetch("stephenson2021_covid") == datasets.embedded_path("stephenson2021_covid")
+    assert steph.shape == (10000, 0) and steph.obsm["X_pca"].shape == (10000, 50)
+    assert steph.obs["donor_id"].nunique() == 20
+    assert "epurdom/GloScope" in steph.uns["provenance"]
+
+    kang = datasets.kang2018_ctrl_demo()
+    _check_counts(kang, 2508, 1287)
+    sizes = kang.obs["donor_id"].value_counts()
+    assert len(sizes) == 8 and sizes.min() == 86 and sizes.max() == 557
+    assert kang.obs["cell_type"].nunique() == 8
+    assert "stratified by donor_id x cell_type" in kang.uns["subset"]
+    assert "HelenaLC/muscat" in kang.uns["provenance"]
+    mapping = kang.uns["cell_type_mapping"].set_index("author_cell_type")["n_obs"]
+    assert mapping.sum() == 2508
+    assert not no_data_env.exists()  # nothing was downloaded or cached
+
+    total = sum(
+        datasets.embedded_path(n).stat().st_size
+        for n in ("stephenson2021_covid", "kang2018_ctrl_demo")
+    )
+    assert total <= 6e6
+
+
+def test_embedded_hash_checked(no_data_env, monkeypatch):
+    import dataclasses
+
+    info = datasets.REGISTRY["kang2018_ctrl_demo"]
+    monkeypatch.setitem(
+        datasets.REGISTRY, info.name, dataclasses.replace(info, embedded_sha256="0" * 64)
+    )
+    with pytest.raises(ValueError, match=r"embedded in the package.*kang2018_ctrl_demo\.h5ad"):
+        datasets.kang2018_ctrl_demo()
+
+
+def test_stratified_subset_hand_computed():
+    """Rule: each stratum keeps min(n, max(round(n * n_cells / n_obs), min_per_stratum))."""
+    from cellpop.datasets._convert_sc import stratified_subset
+
+    # strata (d1, A): 60, (d1, B): 2, (d2, A): 30, (d2, B): 8 -> 100 cells, target 20
+    donors = ["d1"] * 62 + ["d2"] * 38
+    types = ["A"] * 60 + ["B"] * 2 + ["A"] * 30 + ["B"] * 8
+    adata = ad.AnnData(
+        X=sp.csr_matrix(np.ones((100, 2), np.float32)),
+        obs=pd.DataFrame(
+            {"donor_id": donors, "cell_type": types, "author_cell_type": types},
+            index=[f"c{i}" for i in range(100)],
+        ),
+    )
+    adata.uns["title"] = "t"
+    adata.uns["cell_type_mapping"] = pd.DataFrame(
+        {"author_cell_type": ["A", "B"], "n_obs": [90, 10]}
+    )
+    sub = stratified_subset(adata, n_cells=20, min_per_stratum=3, seed=0)
+    counts = sub.obs.groupby(["donor_id", "cell_type"]).size()
+    # 60*0.2 = 12; 2 -> min(2, 3) = 2; 30*0.2 = 6; 8*0.2 = 1.6 -> 2 -> raised to 3
+    assert counts.to_dict() == {("d1", "A"): 12, ("d1", "B"): 2, ("d2", "A"): 6, ("d2", "B"): 3}
+    assert list(sub.uns["cell_type_mapping"]["n_obs"]) == [18, 5]
+    positions = [int(n[1:]) for n in sub.obs_names]
+    assert positions == sorted(positions)
+
+
+@needs_data
+def test_embedded_files_equal_rebuilt_from_curated():
+    """Embedded Stephenson = curated file; embedded Kang demo = the rule on the curated file."""
+    from cellpop.datasets._convert_sc import stratified_subset
+    from cellpop.datasets._curation import compare
+
+    steph = ad.read_h5ad(datasets.embedded_path("stephenson2021_covid"))
+    ref = ad.read_h5ad(Path(_DATA_DIR) / "stephenson2021_covid_20donors_pca.h5ad")
+    checks = compare(steph, ref)
+    assert all(checks.values()), [k for k, ok in checks.items() if not ok]
+
+    demo = datasets.kang2018_ctrl_demo()
+    expected = stratified_subset(datasets.kang2018_ctrl())
+    checks = compare(demo, expected)
+    failed = [k for k, ok in checks.items() if not ok]
+    assert failed == ["uns['units']"]  # the demo file stores X only and says so
 
 
 # ---------------------------------------------------------------- real files
@@ -179,7 +251,7 @@ def test_cell_ontology(version, n_terms):
 
 @needs_data
 def test_data_dir_missing_file_falls_through(tmp_path, monkeypatch):
-    monkeypatch.setenv("CELLPOP_DATA_URL", "http://127.0.0.1:9/")
+    monkeypatch.setenv("CELLPOP_ORIGINALS_URL", "http://127.0.0.1:9/")
     path = datasets.fetch("cell_ontology_2022-12-15", data_dir=tmp_path)  # empty data_dir
     assert path == Path(_DATA_DIR) / "cl-basic_2022-12-15.obo"
     # explicit data_dir wins over $CELLPOP_DATA_DIR
@@ -197,33 +269,6 @@ def test_local_hash_mismatch(tmp_path):
         datasets.cell_ontology(data_dir=tmp_path)
 
 
-@needs_data
-def test_download_verify_and_cache(no_data_env, serve, monkeypatch):
-    cache = no_data_env
-    monkeypatch.setenv("CELLPOP_DATA_URL", serve(Path(_DATA_DIR)))
-    adata = datasets.stephenson2021_covid()
-    cached = cache / "stephenson2021_covid_20donors_pca.h5ad"
-    assert cached.is_file()
-    assert adata.shape == (10000, 0) and adata.obsm["X_pca"].shape == (10000, 50)
-    # second call: served from the cache with the server unreachable
-    monkeypatch.setenv("CELLPOP_DATA_URL", "http://127.0.0.1:9/")
-    assert datasets.fetch("stephenson2021_covid") == cached
-    assert datasets.stephenson2021_covid().obs_names.equals(adata.obs_names)
-
-
-@needs_data
-def test_download_hash_mismatch_leaves_nothing(no_data_env, serve, monkeypatch, tmp_path):
-    cache = no_data_env
-    served = tmp_path / "served"
-    served.mkdir()
-    name = "cl-basic_2022-12-15.obo"
-    (served / name).write_bytes((Path(_DATA_DIR) / name).read_bytes()[:-10] + b"tampered\n")
-    monkeypatch.setenv("CELLPOP_DATA_URL", serve(served))
-    with pytest.raises(ValueError, match=r"'cell_ontology_2022-12-15'.*hash.*4427812"):
-        datasets.cell_ontology("2022-12-15")
-    assert not cache.exists() or not any(cache.iterdir())
-
-
 # ---------------------------------------------------------------- provenance scripts (smoke)
 
 
@@ -235,20 +280,64 @@ def test_download_hash_mismatch_leaves_nothing(no_data_env, serve, monkeypatch, 
         ("build_cl-basic_2022-12-15.py", "cl-basic_2022-12-15.obo"),
     ],
 )
-def test_rebuild_script_reproduces(script, curated, tmp_path):
-    import subprocess
+def test_rebuild_script_reproduces(script, curated, tmp_path, monkeypatch, capsys):
+    """The scripts' command line (run in-process: they call the package's converters)."""
+    import runpy
     import sys
 
     raw = Path(_DATA_DIR) / "raw"
     if not raw.is_dir():
         pytest.skip("public originals not available ($CELLPOP_DATA_DIR/raw)")
     scripts = Path(__file__).resolve().parents[1] / "scripts"
-    result = subprocess.run(
-        [sys.executable, str(scripts / script), "--raw-dir", str(raw)]
-        + ["--out", str(tmp_path / curated), "--compare", str(Path(_DATA_DIR) / curated)],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    monkeypatch.syspath_prepend(str(scripts))
+    argv = [script, "--raw-dir", str(raw), "--out", str(tmp_path / curated)]
+    monkeypatch.setattr(sys, "argv", argv + ["--compare", str(Path(_DATA_DIR) / curated)])
+    runpy.run_path(str(scripts / script), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "REPRODUCED" in out and "NOT reproduced" not in out
+    assert (tmp_path / curated).is_file()
+    # a different curated file is reported, and the exit status says so
+    other = tmp_path / ("other.obo" if curated.endswith(".obo") else "other.h5ad")
+    shutil.copy(Path(_DATA_DIR) / "onek1k_40donors.h5ad", other)
+    if curated.endswith(".obo"):
+        other.write_bytes(b"format-version: 1.2\n")
+    monkeypatch.setattr(sys, "argv", argv + ["--compare", str(other)])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(scripts / script), run_name="__main__")
+    assert exit_info.value.code == 1
+    assert "NOT reproduced" in capsys.readouterr().out
+
+
+def test_cl_json_to_obo_hand_written():
+    """The CL 2026 conversion on a two-term JSON: fields, quoting and distance-1 parents."""
+    from cellpop.datasets._convert_other import CL_2026_HEADER, cl_json_to_obo
+
+    terms = {
+        "CL:1": {"label": "cell", "description": 'a "unit"\nof life', "ancestors": {}},
+        "CL:2": {
+            "label": "T cell",
+            "synonyms": ["T-cell"],
+            "deprecated": True,
+            "replaced_by": "CL:3",
+            "ancestors": {"CL:1": 1, "CL:0": 2},
+        },
+    }
+    text = cl_json_to_obo(json.loads(json.dumps(terms)))
+    assert text == CL_2026_HEADER + (
+        '\n[Term]\nid: CL:1\nname: cell\ndef: "a \\"unit\\" of life" []\n'
+        '\n[Term]\nid: CL:2\nname: T cell\nsynonym: "T-cell" EXACT []\nis_obsolete: true\n'
+        "replaced_by: CL:3\nis_a: CL:1\n"
     )
-    assert result.returncode == 0, result.stderr
-    assert "REPRODUCED" in result.stdout and "NOT reproduced" not in result.stdout
+
+
+def test_shipped_tables_have_provenance():
+    from cellpop.datasets._curation import package_data, read_table
+
+    for name in ["cell_types_kang2018.tsv", "cell_types_onek1k.tsv", "onek1k_gene_symbols.tsv",
+                 "cell_types_stephenson2021.tsv", "cell_types_hoek2015.tsv",
+                 "fractions_cibersortx.tsv"]:  # fmt: skip
+        assert package_data(name).read_text().startswith("# "), name
+    genes = read_table("onek1k_gene_symbols.tsv")
+    assert genes.shape == (1000, 3) and genes["gene_ids"].str.startswith("ENSG").all()
+    assert genes["gene_symbols"].is_unique
+    assert (genes["gene_symbol_source"] == "unmapped (Ensembl ID kept)").sum() == 11

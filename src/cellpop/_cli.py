@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     common.add_argument(
         "--data-dir",
         default=None,
-        help="curated data folder (default: $CELLPOP_DATA_DIR, cache, download)",
+        help="curated data folder (default: $CELLPOP_DATA_DIR; the demo's Stephenson 2021 data "
+        "is embedded in cellpop, other datasets come from the cache or their public originals)",
     )
     common.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds")
     common.add_argument("--quick", action="store_true", help="tiny settings (smoke test)")

@@ -81,7 +81,8 @@ def run(
         (one row per donor, every representation in ``obsm``), ``report.md``, ``scores.csv``,
         ``sample_umap.png`` and ``cell_importance.png``.
     data_dir
-        Folder with the curated data (default: ``$CELLPOP_DATA_DIR`` / cache / download).
+        Folder with the curated data (default: ``$CELLPOP_DATA_DIR``, else the copy of the
+        Stephenson 2021 file embedded in the package; no network needed).
     seeds
         Training seeds (default 0, 1, 2); metrics are mean +- sd over seeds.
     quick

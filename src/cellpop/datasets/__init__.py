@@ -1,32 +1,41 @@
 """Real public datasets: curated small subsets for examples, tests and benchmarks.
 
-Each loader finds its file in ``data_dir``, ``$CELLPOP_DATA_DIR`` or the user cache
-(``$CELLPOP_CACHE_DIR``, default ``pooch.os_cache("cellpop")``), or downloads it with pooch from
-the data release (``$CELLPOP_DATA_URL``), always checking a pinned sha256. See
-:func:`list_datasets` for the table and ``docs/datasets.md`` for provenance.
+Each loader finds its file in ``data_dir``, ``$CELLPOP_DATA_DIR``, the copy embedded in the
+package (the Stephenson 2021 donors and a Kang 2018 demo subset) or the user cache
+(``$CELLPOP_CACHE_DIR``, default ``pooch.os_cache("cellpop")``); otherwise it downloads the
+public original from its pinned repository commit (``$CELLPOP_ORIGINALS_URL`` replaces
+``https://raw.githubusercontent.com/``), checks its sha256, converts it in the package and
+caches the result. See :func:`list_datasets` for the table and ``docs/datasets.md`` for
+provenance.
 """
 
-from ._core import DATA_URL, REGISTRY, cache_dir, fetch, list_datasets
+from ._core import ORIGINALS, ORIGINALS_URL, REGISTRY, list_datasets
+from ._fetch import cache_dir, convert, embedded_path, fetch
 from ._loaders import (
     CELL_ONTOLOGY_VERSIONS,
     cell_ontology,
     cibersortx_wholeblood_bulk,
     hoek2015_sorted_bulk,
     kang2018_ctrl,
+    kang2018_ctrl_demo,
     onek1k,
     stephenson2021_covid,
 )
 
 __all__ = [
     "CELL_ONTOLOGY_VERSIONS",
-    "DATA_URL",
+    "ORIGINALS",
+    "ORIGINALS_URL",
     "REGISTRY",
     "cache_dir",
     "cell_ontology",
     "cibersortx_wholeblood_bulk",
+    "convert",
+    "embedded_path",
     "fetch",
     "hoek2015_sorted_bulk",
     "kang2018_ctrl",
+    "kang2018_ctrl_demo",
     "list_datasets",
     "onek1k",
     "stephenson2021_covid",

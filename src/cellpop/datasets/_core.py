@@ -1,32 +1,105 @@
-"""Locate, download, cache and hash-check the curated dataset files.
+"""Registry of the curated dataset files and the public originals they are built from.
 
-Lookup order for a registered file (see :func:`fetch`):
-
-1. the ``data_dir`` argument,
-2. the directory in ``$CELLPOP_DATA_DIR``,
-3. the user cache (``$CELLPOP_CACHE_DIR`` or ``pooch.os_cache("cellpop")``),
-4. a download with :mod:`pooch` from the data release (``$CELLPOP_DATA_URL`` or
-   :data:`DATA_URL`) into the user cache.
-
-Every file is checked against a pinned sha256, wherever it was found.
+Each entry pins the sha256 of the released curated file (accepted in ``data_dir`` /
+``$CELLPOP_DATA_DIR``), the public original it is converted from (repository, commit, path,
+git blob, sha256; downloaded from ``https://raw.githubusercontent.com/`` or
+``$CELLPOP_ORIGINALS_URL``) and, for the two files shipped inside the package, the sha256 of
+the embedded copy. :func:`cellpop.datasets.fetch` implements the lookup.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import pandas as pd
-import pooch
 
-#: Base URL of the project's data release; overridable with ``$CELLPOP_DATA_URL``.
-DATA_URL = "https://github.com/cellpop-dev/cellpop-data/releases/download/v1/"
+#: Base URL of the public originals; ``$CELLPOP_ORIGINALS_URL`` replaces it (a mirror holding
+#: the same ``<owner>/<repo>/<commit>/<path>`` tree).
+ORIGINALS_URL = "https://raw.githubusercontent.com/"
 
 ENV_DATA_DIR = "CELLPOP_DATA_DIR"
 ENV_CACHE_DIR = "CELLPOP_CACHE_DIR"
-ENV_DATA_URL = "CELLPOP_DATA_URL"
+ENV_ORIGINALS_URL = "CELLPOP_ORIGINALS_URL"
+
+
+@dataclass(frozen=True)
+class Original:
+    """A public original file at a pinned repository commit."""
+
+    repo: str  #: ``owner/name`` on GitHub
+    commit: str
+    path: str  #: path inside the repository
+    sha256: str
+    git_blob: str
+    local_name: str  #: file name in the project's originals folder and in the cache
+
+    @property
+    def url_path(self) -> str:
+        """``<owner>/<repo>/<commit>/<path>``, appended to the originals base URL."""
+        return f"{self.repo}/{self.commit}/{self.path}"
+
+
+KANG_SE = Original(
+    "HelenaLC/muscat",
+    "d5acab66a2468bb51368f527b6cd617de8253a67",
+    "data/kang_se.rda",
+    "f2d6728424b2d40a88ee6c6c2a1f543e9dc798e98990c4f11b5a625470ffe285",
+    "5e985f6c5ba1262ea5ffa63c4d73fa072b369f2d",
+    "kang_se.rda",
+)
+ORIGINALS = {
+    "kang": KANG_SE,
+    "onek1k": Original(
+        "chrisycd/scDesignPop",
+        "e05f1f9c873d413d70efd12d065e6cc53eded081",
+        "data/example_sce.rda",
+        "36f0d47be65fda1b79c0faa6f6120bd8ae54f9261ae6807dd80f958edefe9101",
+        "54d36dabaa76fc01039d5fd095215ddaaf2c4a1e",
+        "scDesignPop_example_sce.rda",
+    ),
+    "stephenson": Original(
+        "epurdom/GloScope",
+        "458539a814210fafed1c5b0b800a06af9b3edcaf",
+        "data/example_SCE.rda",
+        "aa05395fba9c6bde302ff6a77961f0042e5615d2cf24f7215bf2c51b6d95adf9",
+        "c2fe3fcc69a7ce5b38977976f24595a917c45a8b",
+        "GloScope_example_SCE.rda",
+    ),
+    "hoek": Original(
+        "rnabioco/clustifyr",
+        "6822cd61d05451dc89844f88daca165b1edc0ad2",
+        "data/pbmc_bulk_matrix.rda",
+        "2e7c4e6fddfdc0624534bd7ce6347cafeb133672bf77aa63effa274477ef972a",
+        "02bcf09d523d856717eeb699002edabfe71e56eb",
+        "pbmc_bulk_matrix.rda",
+    ),
+    "cibersortx": Original(
+        "kalidouBA/DICEPRO",
+        "253e02262079850a359f40c33a8f21b7358223d0",
+        "data/GSE127813.rda",
+        "d071a07f8bb40756ce596776ee3e2bfd3938808bc0a657a962ef00edba477193",
+        "998f421efbe1d936842c0074ee91e67fa8590d8c",
+        "GSE127813.rda",
+    ),
+    "cl2022": Original(
+        "obophenotype/cell-ontology",
+        "a80b777466ddd784c567ed91b42c07f14ee4c732",
+        "cl-basic.obo",
+        "4427812138ebe9c7772bf1688f813a2e0097a4323e1b34604840800ab5e19e97",
+        "a1a1b09ef6c60dd6eda54238604f4dde32265868",
+        "cl-basic.obo",
+    ),
+    # the same bytes as cellxgene_ontology_guide/data/CL-ontology-v2026-03-26.json.zst in the
+    # PyPI wheel cellxgene-ontology-guide 1.11.1 (sha256 checked equal)
+    "cl2026": Original(
+        "chanzuckerberg/cellxgene-ontology-guide",
+        "c497943397ee4e0959d5fe391f42e44be1439fb7",
+        "ontology-assets/CL-ontology-v2026-03-26.json.zst",
+        "ee9b84956ca31195a65f63b6e67e993d58fd3f5fb577a61536dfd122fba06dde",
+        "c7cb91ce02105bab33354bb3637d81df5e3c4acb",
+        "CL-ontology-v2026-03-26.json.zst",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -35,13 +108,15 @@ class DatasetInfo:
 
     name: str
     filename: str
-    sha256: str
+    sha256: str  #: of the released curated file (or of the embedded copy, if only that exists)
     loader: str
     kind: str
     shape: str
     units: str
     source: str
     licence: str
+    original: Original
+    embedded_sha256: str | None = None  #: of the copy shipped in ``cellpop/datasets/_data``
 
 
 REGISTRY: dict[str, DatasetInfo] = {
@@ -57,6 +132,8 @@ REGISTRY: dict[str, DatasetInfo] = {
             units="no expression; authors' 50 principal components (float32)",
             source="Stephenson et al. 2021, Nat Med 27:904; ArrayExpress E-MTAB-10026",
             licence="data CC BY 4.0; distributor (GloScope) Artistic-2.0",
+            original=ORIGINALS["stephenson"],
+            embedded_sha256="99ff6d874c338f38f13f77e7b90f0b2e0d706ea393ff017a432228928d3c861b",
         ),
         DatasetInfo(
             name="kang2018_ctrl",
@@ -68,6 +145,20 @@ REGISTRY: dict[str, DatasetInfo] = {
             units="raw UMI counts (float32 CSR) in X and layers['counts']",
             source="Kang et al. 2018, Nat Biotechnol 36:89; GEO GSE96583",
             licence="GEO public; distributor (muscat) GPL-3",
+            original=ORIGINALS["kang"],
+        ),
+        DatasetInfo(
+            name="kang2018_ctrl_demo",
+            filename="kang2018_ctrl_demo.h5ad",
+            sha256="4a6d4e9047ff10c9ecb76d918483289b8e35adcf2016d7f982d2c17022b2ff32",
+            loader="kang2018_ctrl_demo",
+            kind="scRNA-seq PBMC, unstimulated; embedded demo subset of kang2018_ctrl",
+            shape="2,508 cells x 1,287 genes; 8 donors; 8 cell types (stratified subset)",
+            units="raw UMI counts (float32 CSR) in X; layers['counts'] added on load",
+            source="Kang et al. 2018, Nat Biotechnol 36:89; GEO GSE96583",
+            licence="GEO public; distributor (muscat) GPL-3",
+            original=ORIGINALS["kang"],
+            embedded_sha256="4a6d4e9047ff10c9ecb76d918483289b8e35adcf2016d7f982d2c17022b2ff32",
         ),
         DatasetInfo(
             name="onek1k",
@@ -79,6 +170,7 @@ REGISTRY: dict[str, DatasetInfo] = {
             units="raw UMI counts (float32 CSR) in X and layers['counts']",
             source="Yazar et al. 2022, Science 376:eabf3041; GEO GSE196830",
             licence="data CC BY 4.0; distributor (scDesignPop) MIT",
+            original=ORIGINALS["onek1k"],
         ),
         DatasetInfo(
             name="hoek2015_sorted_bulk",
@@ -90,6 +182,7 @@ REGISTRY: dict[str, DatasetInfo] = {
             units="integer read counts (recount2-scaled), dense float32; also layers['counts']",
             source="Hoek et al. 2015, PLoS One 10:e0118528; GEO GSE64655",
             licence="GEO/recount2 public; distributor (clustifyr) MIT",
+            original=ORIGINALS["hoek"],
         ),
         DatasetInfo(
             name="cibersortx_wholeblood_bulk",
@@ -101,6 +194,7 @@ REGISTRY: dict[str, DatasetInfo] = {
             units="normalised expression, each sample sums to 1e6 (not counts), dense float32",
             source="Newman et al. 2019, Nat Biotechnol 37:773; GEO GSE127813",
             licence="GEO public; distributor (DICEPRO) GPL >= 3",
+            original=ORIGINALS["cibersortx"],
         ),
         DatasetInfo(
             name="cell_ontology_2022-12-15",
@@ -112,6 +206,7 @@ REGISTRY: dict[str, DatasetInfo] = {
             units="-",
             source="Cell Ontology release 2022-12-15 (obophenotype/cell-ontology)",
             licence="CC BY 4.0",
+            original=ORIGINALS["cl2022"],
         ),
         DatasetInfo(
             name="cell_ontology_2026-03-26",
@@ -123,6 +218,7 @@ REGISTRY: dict[str, DatasetInfo] = {
             units="-",
             source="Cell Ontology v2026-03-26 via cellxgene-ontology-guide 1.11.1",
             licence="CC BY 4.0",
+            original=ORIGINALS["cl2026"],
         ),
     ]
 }
@@ -134,109 +230,20 @@ def list_datasets() -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per dataset (index: the name accepted by :func:`fetch`), with columns
-        ``filename``, ``loader`` (the :mod:`cellpop.datasets` function that loads it),
-        ``kind``, ``shape``, ``units``, ``source``, ``licence`` and ``sha256``.
+        One row per dataset (index: the name accepted by :func:`cellpop.datasets.fetch`), with
+        columns ``filename``, ``loader`` (the :mod:`cellpop.datasets` function that loads it),
+        ``kind``, ``shape``, ``units``, ``source``, ``licence``, ``sha256`` (released file),
+        ``original_url`` (the public original at its pinned commit, default base URL),
+        ``original_sha256`` and ``embedded`` (True if a copy ships inside the package).
     """
-    rows = [asdict(info) for info in REGISTRY.values()]
-    cols = ["name", "filename", "loader", "kind", "shape", "units", "source", "licence", "sha256"]
+    rows = []
+    for info in REGISTRY.values():
+        row = asdict(info)
+        row.pop("original")
+        row["original_url"] = ORIGINALS_URL + info.original.url_path
+        row["original_sha256"] = info.original.sha256
+        row["embedded"] = info.embedded_sha256 is not None
+        rows.append(row)
+    cols = ["name", "filename", "loader", "kind", "shape", "units", "source", "licence"]
+    cols += ["sha256", "original_url", "original_sha256", "embedded"]
     return pd.DataFrame(rows)[cols].set_index("name")
-
-
-def cache_dir() -> Path:
-    """Directory of the user cache: ``$CELLPOP_CACHE_DIR`` or ``pooch.os_cache("cellpop")``."""
-    env = os.environ.get(ENV_CACHE_DIR)
-    return Path(env) if env else Path(pooch.os_cache("cellpop"))
-
-
-def data_url() -> str:
-    """Base URL of the data release: ``$CELLPOP_DATA_URL`` or :data:`DATA_URL` (ends in ``/``)."""
-    url = os.environ.get(ENV_DATA_URL) or DATA_URL
-    return url if url.endswith("/") else url + "/"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _get_info(name: str) -> DatasetInfo:
-    if name not in REGISTRY:
-        raise KeyError(f"Unknown dataset {name!r}. Known datasets: {', '.join(REGISTRY)}.")
-    return REGISTRY[name]
-
-
-def _check_local(info: DatasetInfo, path: Path) -> Path:
-    actual = _sha256(path)
-    if actual != info.sha256:
-        raise ValueError(
-            f"File {str(path)!r} for dataset {info.name!r} does not match the pinned sha256: "
-            f"expected {info.sha256}, got {actual}. Replace it with the released file, or remove "
-            f"it so that the next location (cache / download) is used."
-        )
-    return path
-
-
-def fetch(name: str, data_dir: str | os.PathLike | None = None) -> Path:
-    """Return the local path of a registered data file, downloading it if needed.
-
-    Parameters
-    ----------
-    name
-        Registry name, one of the index of :func:`list_datasets` (e.g. ``"kang2018_ctrl"``,
-        ``"cell_ontology_2022-12-15"``).
-    data_dir
-        Directory searched first for the file (under its registry ``filename``). If the file
-        is not there, the search continues with ``$CELLPOP_DATA_DIR``, then the user cache
-        (``$CELLPOP_CACHE_DIR``, default ``pooch.os_cache("cellpop")``), and finally the file
-        is downloaded with :mod:`pooch` from ``$CELLPOP_DATA_URL`` (default :data:`DATA_URL`)
-        into the user cache.
-
-    Returns
-    -------
-    pathlib.Path
-        Path of the hash-verified file.
-
-    Raises
-    ------
-    KeyError
-        If ``name`` is not a registered dataset.
-    ValueError
-        If a file found in ``data_dir`` or ``$CELLPOP_DATA_DIR`` does not match the pinned
-        sha256, or a downloaded file does not (then nothing is written to the cache).
-    OSError
-        If the file is nowhere locally and the download fails (no network, HTTP error).
-    """
-    info = _get_info(name)
-    for directory in (data_dir, os.environ.get(ENV_DATA_DIR)):
-        if directory:
-            candidate = Path(directory).expanduser() / info.filename
-            if candidate.is_file():
-                return _check_local(info, candidate)
-
-    import requests  # pooch's own HTTP dependency
-
-    url = data_url() + info.filename
-    try:
-        path = pooch.retrieve(
-            url,
-            known_hash=f"sha256:{info.sha256}",
-            fname=info.filename,
-            path=cache_dir(),
-            progressbar=False,
-        )
-    except ValueError as err:
-        raise ValueError(
-            f"Download of dataset {name!r} from {url} failed the hash check (expected sha256 "
-            f"{info.sha256}); nothing was written to the cache. Details: {err}"
-        ) from err
-    except requests.exceptions.RequestException as err:
-        raise OSError(
-            f"Could not download dataset {name!r} from {url} ({err}). Without network access, "
-            f"put {info.filename!r} into a directory and pass it as data_dir= or set "
-            f"${ENV_DATA_DIR}."
-        ) from err
-    return Path(path)

@@ -1,4 +1,4 @@
-"""One loader per curated dataset; each returns the file's AnnData (or ontology) as stored."""
+"""One loader per dataset; each returns the curated file's AnnData (or ontology) as stored."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import warnings
 
 import anndata as ad
 
-from ._core import fetch
+from ._fetch import fetch
 
 _PathLike = str | os.PathLike | None
 
@@ -29,7 +29,8 @@ def stephenson2021_covid(data_dir: _PathLike = None) -> ad.AnnData:
     ----------
     data_dir
         Directory searched first for ``stephenson2021_covid_20donors_pca.h5ad``; then
-        ``$CELLPOP_DATA_DIR``, the user cache, and a download (see :func:`fetch`).
+        ``$CELLPOP_DATA_DIR``, then the copy embedded in the package (same content, no network
+        needed; see :func:`fetch`).
 
     Returns
     -------
@@ -44,8 +45,8 @@ def stephenson2021_covid(data_dir: _PathLike = None) -> ad.AnnData:
 
     Raises
     ------
-    ValueError, OSError
-        See :func:`fetch` (hash mismatch; download failure).
+    FileNotFoundError, ValueError, OSError
+        See :func:`fetch` (missing ``data_dir``; hash mismatch; download failure).
 
     Notes
     -----
@@ -64,7 +65,8 @@ def kang2018_ctrl(data_dir: _PathLike = None) -> ad.AnnData:
     ----------
     data_dir
         Directory searched first for ``kang2018_ctrl_8donors.h5ad``; then
-        ``$CELLPOP_DATA_DIR``, the user cache, and a download (see :func:`fetch`).
+        ``$CELLPOP_DATA_DIR``, the user cache, and a build from the public original (see
+        :func:`fetch`).
 
     Returns
     -------
@@ -78,8 +80,8 @@ def kang2018_ctrl(data_dir: _PathLike = None) -> ad.AnnData:
 
     Raises
     ------
-    ValueError, OSError
-        See :func:`fetch` (hash mismatch; download failure).
+    FileNotFoundError, ValueError, OSError
+        See :func:`fetch` (missing ``data_dir``; hash mismatch; download failure).
 
     Notes
     -----
@@ -92,6 +94,42 @@ def kang2018_ctrl(data_dir: _PathLike = None) -> ad.AnnData:
     return _read("kang2018_ctrl", data_dir)
 
 
+def kang2018_ctrl_demo(data_dir: _PathLike = None) -> ad.AnnData:
+    """Small stratified subset of :func:`kang2018_ctrl`, embedded in the package (offline demo).
+
+    Parameters
+    ----------
+    data_dir
+        Directory searched first for ``kang2018_ctrl_demo.h5ad``; then ``$CELLPOP_DATA_DIR``,
+        then the copy embedded in the package (see :func:`fetch`).
+
+    Returns
+    -------
+    anndata.AnnData
+        2,508 cells x 1,287 genes, laid out as :func:`kang2018_ctrl` (same ``obs``, ``var``,
+        ``obsm['X_tsne']``; ``X`` raw UMI counts, float32 CSR; ``layers['counts']`` is added
+        here as a copy of ``X``, the file stores ``X`` only). All 8 donors (86-557 cells) and 8
+        cell types: every donor x cell-type stratum of ``n`` cells keeps
+        ``min(n, max(round(n * 2500 / 12261), 3))`` cells drawn without replacement
+        (``numpy.random.default_rng(0)``). ``uns['subset']`` states the rule,
+        ``uns['cell_type_mapping']['n_obs']`` counts the kept cells.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        See :func:`fetch` (missing ``data_dir``; hash mismatch).
+
+    Notes
+    -----
+    Built by ``scripts/build_demo_data.py`` from the public original (muscat's ``kang_se.rda``,
+    see :func:`kang2018_ctrl`); same source and licence. Small strata (megakaryocytes, 4-20
+    cells per donor in the full file) are over-represented by the minimum of 3 cells.
+    """
+    adata = _read("kang2018_ctrl_demo", data_dir)
+    adata.layers["counts"] = adata.X.copy()
+    return adata
+
+
 def onek1k(data_dir: _PathLike = None) -> ad.AnnData:
     """OneK1K PBMC, 40 healthy donors, 4 cell types, 1,000 genes.
 
@@ -99,7 +137,7 @@ def onek1k(data_dir: _PathLike = None) -> ad.AnnData:
     ----------
     data_dir
         Directory searched first for ``onek1k_40donors.h5ad``; then ``$CELLPOP_DATA_DIR``,
-        the user cache, and a download (see :func:`fetch`).
+        the user cache, and a build from the public original (see :func:`fetch`).
 
     Returns
     -------
@@ -113,8 +151,8 @@ def onek1k(data_dir: _PathLike = None) -> ad.AnnData:
 
     Raises
     ------
-    ValueError, OSError
-        See :func:`fetch` (hash mismatch; download failure).
+    FileNotFoundError, ValueError, OSError
+        See :func:`fetch` (missing ``data_dir``; hash mismatch; download failure).
 
     Notes
     -----
@@ -134,7 +172,8 @@ def hoek2015_sorted_bulk(data_dir: _PathLike = None) -> ad.AnnData:
     ----------
     data_dir
         Directory searched first for ``hoek2015_sorted_pbmc_bulk.h5ad``; then
-        ``$CELLPOP_DATA_DIR``, the user cache, and a download (see :func:`fetch`).
+        ``$CELLPOP_DATA_DIR``, the user cache, and a build from the public original (see
+        :func:`fetch`).
 
     Returns
     -------
@@ -148,8 +187,8 @@ def hoek2015_sorted_bulk(data_dir: _PathLike = None) -> ad.AnnData:
 
     Raises
     ------
-    ValueError, OSError
-        See :func:`fetch` (hash mismatch; download failure).
+    FileNotFoundError, ValueError, OSError
+        See :func:`fetch` (missing ``data_dir``; hash mismatch; download failure).
 
     Notes
     -----
@@ -168,7 +207,8 @@ def cibersortx_wholeblood_bulk(data_dir: _PathLike = None) -> ad.AnnData:
     ----------
     data_dir
         Directory searched first for ``cibersortx_wholeblood_bulk.h5ad``; then
-        ``$CELLPOP_DATA_DIR``, the user cache, and a download (see :func:`fetch`).
+        ``$CELLPOP_DATA_DIR``, the user cache, and a build from the public original (see
+        :func:`fetch`).
 
     Returns
     -------
@@ -183,8 +223,8 @@ def cibersortx_wholeblood_bulk(data_dir: _PathLike = None) -> ad.AnnData:
 
     Raises
     ------
-    ValueError, OSError
-        See :func:`fetch` (hash mismatch; download failure).
+    FileNotFoundError, ValueError, OSError
+        See :func:`fetch` (missing ``data_dir``; hash mismatch; download failure).
 
     Notes
     -----
@@ -196,7 +236,7 @@ def cibersortx_wholeblood_bulk(data_dir: _PathLike = None) -> ad.AnnData:
     return _read("cibersortx_wholeblood_bulk", data_dir)
 
 
-for _loader in (stephenson2021_covid, kang2018_ctrl, onek1k):
+for _loader in (stephenson2021_covid, kang2018_ctrl, kang2018_ctrl_demo, onek1k):
     if _loader.__doc__:  # None under python -OO
         _loader.__doc__ += _CONVENTION_OBS
 
@@ -222,7 +262,8 @@ def cell_ontology(version: str = "2022-12-15", data_dir: _PathLike = None):
         distinguished; no other relationships).
     data_dir
         Directory searched first for the OBO file (``cl-basic_2022-12-15.obo`` or
-        ``cl_2026-03-26.obo``); then ``$CELLPOP_DATA_DIR``, the user cache, and a download.
+        ``cl_2026-03-26.obo``); then ``$CELLPOP_DATA_DIR``, the user cache, and a build from
+        the public original (see :func:`fetch`).
 
     Returns
     -------
@@ -234,12 +275,16 @@ def cell_ontology(version: str = "2022-12-15", data_dir: _PathLike = None):
     ------
     ValueError
         If ``version`` is not a known version (the message lists them), or on a hash mismatch.
-    OSError
-        See :func:`fetch` (download failure).
+    FileNotFoundError, OSError
+        See :func:`fetch` (missing ``data_dir``; download failure).
 
     Notes
     -----
-    Source: Cell Ontology (obophenotype/cell-ontology), licence CC BY 4.0.
+    Source: Cell Ontology (obophenotype/cell-ontology), licence CC BY 4.0. 2022-12-15 is
+    ``cl-basic.obo`` of obophenotype/cell-ontology at the release merge commit; 2026-03-26 is
+    built from ``ontology-assets/CL-ontology-v2026-03-26.json.zst`` of
+    chanzuckerberg/cellxgene-ontology-guide at a pinned commit (the same bytes as in the PyPI
+    wheel cellxgene-ontology-guide 1.11.1).
     """
     import pronto
 
