@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
 import shutil
 import threading
 from pathlib import Path
@@ -17,12 +16,6 @@ import scipy.sparse as sp
 
 import cellpop
 from cellpop import datasets
-
-_DATA_DIR = os.environ.get("CELLPOP_DATA_DIR")
-needs_data = pytest.mark.skipif(
-    not _DATA_DIR or not Path(_DATA_DIR).is_dir(),
-    reason="real data not available: set CELLPOP_DATA_DIR to the shared data directory",
-)
 
 CONVENTION_OBS = ["donor_id", "sample_id", "cell_type", "cell_type_ontology_term_id"]
 
@@ -98,8 +91,8 @@ def test_download_failure_is_clear(no_data_env):
 # ---------------------------------------------------------------- real files
 
 
-@needs_data
-def test_stephenson2021_covid():
+@pytest.mark.realdata
+def test_stephenson2021_covid(data_dir):
     adata = cellpop.datasets.stephenson2021_covid()
     assert adata.shape == (10000, 0)
     assert adata.obsm["X_pca"].shape == (10000, 50)
@@ -118,8 +111,8 @@ def test_stephenson2021_covid():
         assert col in adata.obs
 
 
-@needs_data
-def test_kang2018_ctrl():
+@pytest.mark.realdata
+def test_kang2018_ctrl(data_dir):
     adata = datasets.kang2018_ctrl()
     _check_counts(adata, 12261, 1287)
     sizes = adata.obs["donor_id"].value_counts()
@@ -129,8 +122,8 @@ def test_kang2018_ctrl():
     assert np.median(np.asarray(adata.X.sum(axis=1)).ravel()) == pytest.approx(993, abs=1)
 
 
-@needs_data
-def test_onek1k():
+@pytest.mark.realdata
+def test_onek1k(data_dir):
     adata = datasets.onek1k()
     _check_counts(adata, 7811, 1000)
     sizes = adata.obs["donor_id"].value_counts()
@@ -141,8 +134,8 @@ def test_onek1k():
     assert adata.var["gene_ids"].str.startswith("ENSG").all()
 
 
-@needs_data
-def test_bulk_files():
+@pytest.mark.realdata
+def test_bulk_files(data_dir):
     hoek = datasets.hoek2015_sorted_bulk()
     assert hoek.shape == (14, 34712)
     assert isinstance(hoek.X, np.ndarray) and hoek.X.dtype == np.float32
@@ -161,9 +154,9 @@ def test_bulk_files():
     )
 
 
-@needs_data
+@pytest.mark.realdata
 @pytest.mark.parametrize("version, n_terms", [("2022-12-15", 2804), ("2026-03-26", 3596)])
-def test_cell_ontology(version, n_terms):
+def test_cell_ontology(data_dir, version, n_terms):
     ont = datasets.cell_ontology(version)
     assert len(ont.terms()) == n_terms
     term = ont["CL:0000624"]
@@ -177,30 +170,30 @@ def test_cell_ontology(version, n_terms):
 # ---------------------------------------------------------------- lookup order / hashes
 
 
-@needs_data
-def test_data_dir_missing_file_falls_through(tmp_path, monkeypatch):
+@pytest.mark.realdata
+def test_data_dir_missing_file_falls_through(data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("CELLPOP_DATA_URL", "http://127.0.0.1:9/")
     path = datasets.fetch("cell_ontology_2022-12-15", data_dir=tmp_path)  # empty data_dir
-    assert path == Path(_DATA_DIR) / "cl-basic_2022-12-15.obo"
+    assert path == data_dir / "cl-basic_2022-12-15.obo"
     # explicit data_dir wins over $CELLPOP_DATA_DIR
     shutil.copy(path, tmp_path / path.name)
     assert datasets.fetch("cell_ontology_2022-12-15", data_dir=tmp_path) == tmp_path / path.name
 
 
-@needs_data
-def test_local_hash_mismatch(tmp_path):
+@pytest.mark.realdata
+def test_local_hash_mismatch(data_dir, tmp_path):
     bad = tmp_path / "cl-basic_2022-12-15.obo"
-    bad.write_bytes((Path(_DATA_DIR) / bad.name).read_bytes()[:1000])
+    bad.write_bytes((data_dir / bad.name).read_bytes()[:1000])
     with pytest.raises(
         ValueError, match=r"cl-basic_2022-12-15\.obo.*expected 4427812.*got [0-9a-f]{64}"
     ):
         datasets.cell_ontology(data_dir=tmp_path)
 
 
-@needs_data
-def test_download_verify_and_cache(no_data_env, serve, monkeypatch):
+@pytest.mark.realdata
+def test_download_verify_and_cache(data_dir, no_data_env, serve, monkeypatch):
     cache = no_data_env
-    monkeypatch.setenv("CELLPOP_DATA_URL", serve(Path(_DATA_DIR)))
+    monkeypatch.setenv("CELLPOP_DATA_URL", serve(data_dir))
     adata = datasets.stephenson2021_covid()
     cached = cache / "stephenson2021_covid_20donors_pca.h5ad"
     assert cached.is_file()
@@ -211,13 +204,13 @@ def test_download_verify_and_cache(no_data_env, serve, monkeypatch):
     assert datasets.stephenson2021_covid().obs_names.equals(adata.obs_names)
 
 
-@needs_data
-def test_download_hash_mismatch_leaves_nothing(no_data_env, serve, monkeypatch, tmp_path):
+@pytest.mark.realdata
+def test_download_hash_mismatch_leaves_nothing(data_dir, no_data_env, serve, monkeypatch, tmp_path):
     cache = no_data_env
     served = tmp_path / "served"
     served.mkdir()
     name = "cl-basic_2022-12-15.obo"
-    (served / name).write_bytes((Path(_DATA_DIR) / name).read_bytes()[:-10] + b"tampered\n")
+    (served / name).write_bytes((data_dir / name).read_bytes()[:-10] + b"tampered\n")
     monkeypatch.setenv("CELLPOP_DATA_URL", serve(served))
     with pytest.raises(ValueError, match=r"'cell_ontology_2022-12-15'.*hash.*4427812"):
         datasets.cell_ontology("2022-12-15")
@@ -227,7 +220,7 @@ def test_download_hash_mismatch_leaves_nothing(no_data_env, serve, monkeypatch, 
 # ---------------------------------------------------------------- provenance scripts (smoke)
 
 
-@needs_data
+@pytest.mark.realdata
 @pytest.mark.parametrize(
     "script, curated",
     [
@@ -235,17 +228,17 @@ def test_download_hash_mismatch_leaves_nothing(no_data_env, serve, monkeypatch, 
         ("build_cl-basic_2022-12-15.py", "cl-basic_2022-12-15.obo"),
     ],
 )
-def test_rebuild_script_reproduces(script, curated, tmp_path):
+def test_rebuild_script_reproduces(data_dir, script, curated, tmp_path):
     import subprocess
     import sys
 
-    raw = Path(_DATA_DIR) / "raw"
+    raw = data_dir / "raw"
     if not raw.is_dir():
         pytest.skip("public originals not available ($CELLPOP_DATA_DIR/raw)")
     scripts = Path(__file__).resolve().parents[1] / "scripts"
     result = subprocess.run(
         [sys.executable, str(scripts / script), "--raw-dir", str(raw)]
-        + ["--out", str(tmp_path / curated), "--compare", str(Path(_DATA_DIR) / curated)],
+        + ["--out", str(tmp_path / curated), "--compare", str(data_dir / curated)],
         capture_output=True,
         text=True,
         timeout=120,

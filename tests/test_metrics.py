@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from cellpop import metrics, tl
 
-_DATA_DIR = os.environ.get("CELLPOP_DATA_DIR")
-_STEPH = Path(_DATA_DIR or "") / "stephenson2021_covid_20donors_pca.h5ad"
-needs_steph = pytest.mark.skipif(
-    not (_DATA_DIR and _STEPH.exists()),
-    reason="real data not available: set CELLPOP_DATA_DIR to the shared data directory",
-)
+_STEPH = "stephenson2021_covid_20donors_pca.h5ad"
 
 
 def _line(positions, ids=None):
@@ -338,12 +330,11 @@ def test_loo_probe_separable_and_errors():
         metrics.loo_probe(rep, labels.iloc[:10])
 
 
-@needs_steph
 @pytest.mark.realdata
-def test_stephenson_probe_and_spare():
+def test_stephenson_probe_and_spare(data_dir):
     import anndata as ad
 
-    adata = ad.read_h5ad(_STEPH)
+    adata = ad.read_h5ad(data_dir / _STEPH)
     meta = tl.sample_metadata(adata, "donor_id", majority_keys="barcode_batch")
     pb = tl.pseudobulk(adata, "donor_id", obsm_key="X_pca")
     clr = tl.cell_type_composition(adata, "donor_id", "cell_type", transform="clr")
