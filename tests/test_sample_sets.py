@@ -5,11 +5,11 @@ import torch
 from cellpop.data import (
     SampleSetDataModule,
     SampleSets,
+    component_quotas,
     eigenvector_centrality,
     inference_cells,
     split_samples,
 )
-from cellpop.data._inference_cells import component_quotas
 
 
 def _sets():

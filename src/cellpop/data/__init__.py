@@ -1,7 +1,7 @@
 """Data layer: input validation, sample-set sampling, device-resident loading, pseudobulk."""
 
 from ._cell_loader import CellDataModule, iter_row_batches, split_cells
-from ._inference_cells import eigenvector_centrality, inference_cells
+from ._inference_cells import component_quotas, eigenvector_centrality, inference_cells
 from ._sample_sets import SampleSetDataModule, SampleSets, split_samples
 from ._validation import (
     check_counts,
@@ -21,6 +21,7 @@ __all__ = [
     "check_min_samples",
     "check_obs_key",
     "check_var_names_match",
+    "component_quotas",
     "eigenvector_centrality",
     "get_input_matrix",
     "inference_cells",
