@@ -39,17 +39,21 @@ def _leading_eigenvector(adj: sp.csr_matrix) -> np.ndarray:
     return vec / vec.max()
 
 
-def _centrality_and_components(X: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
+def _centrality_and_components(
+    X: np.ndarray, n_neighbors: int
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Per-component centrality ``(n,)`` and the members of each component (ascending)."""
     n = X.shape[0]
     if n <= 2:
-        return np.ones(n), np.zeros(n, dtype=np.int64)
+        return np.ones(n), [np.arange(n)]
     adj = _knn_adjacency(X, n_neighbors)
-    _, comp = connected_components(adj, directed=False)
+    n_comp, comp = connected_components(adj, directed=False)
+    order = np.argsort(comp, kind="stable")
+    groups = np.split(order, np.cumsum(np.bincount(comp, minlength=n_comp))[:-1])
     cent = np.empty(n)
-    for c in np.unique(comp):
-        members = np.flatnonzero(comp == c)
+    for members in groups:
         cent[members] = _leading_eigenvector(adj[members][:, members])
-    return cent, comp.astype(np.int64)
+    return cent, groups
 
 
 def eigenvector_centrality(X: np.ndarray, n_neighbors: int = 15) -> np.ndarray:
@@ -161,12 +165,12 @@ def inference_cells(
             raise ValueError(f"sample {s} has no cells")
         if len(idx) > n_cells:
             if method == "centrality":
-                cent, comp = _centrality_and_components(X[idx], n_neighbors)
-                labels, sizes = np.unique(comp, return_counts=True)
-                chosen = []
-                for c, q in zip(labels, component_quotas(sizes, n_cells), strict=True):
-                    members = np.flatnonzero(comp == c)
-                    chosen.append(members[np.argsort(cent[members], kind="stable")[:q]])
+                cent, groups = _centrality_and_components(X[idx], n_neighbors)
+                quotas = component_quotas(np.array([len(g) for g in groups]), n_cells)
+                chosen = [
+                    members[np.argsort(cent[members], kind="stable")[:q]]
+                    for members, q in zip(groups, quotas, strict=True)
+                ]
                 idx = idx[np.sort(np.concatenate(chosen))]
             else:
                 idx = rng.choice(idx, n_cells, replace=False)
