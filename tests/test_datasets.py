@@ -18,10 +18,15 @@ import cellpop
 from cellpop import datasets
 
 _DATA_DIR = os.environ.get("CELLPOP_DATA_DIR")
-needs_data = pytest.mark.skipif(
+_skip_without_data = pytest.mark.skipif(
     not _DATA_DIR or not Path(_DATA_DIR).is_dir(),
     reason="real data not available: set CELLPOP_DATA_DIR to the shared data directory",
 )
+
+
+def needs_data(test):
+    """Mark a test ``realdata`` and skip it without ``$CELLPOP_DATA_DIR``."""
+    return pytest.mark.realdata(_skip_without_data(test))
 
 CONVENTION_OBS = ["donor_id", "sample_id", "cell_type", "cell_type_ontology_term_id"]
 

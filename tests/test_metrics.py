@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from cellpop import metrics, tl
 
-_DATA_DIR = os.environ.get("CELLPOP_DATA_DIR")
-_STEPH = Path(_DATA_DIR or "") / "stephenson2021_covid_20donors_pca.h5ad"
-needs_steph = pytest.mark.skipif(
-    not (_DATA_DIR and _STEPH.exists()),
-    reason="real data not available: set CELLPOP_DATA_DIR to the shared data directory",
-)
+_STEPH = "stephenson2021_covid_20donors_pca.h5ad"
 
 
 def _line(positions, ids=None):
@@ -39,8 +31,59 @@ def test_as_distance_representation_and_matrix():
         metrics.as_distance(bad)
     with pytest.raises(ValueError, match="NaN"):
         metrics.as_distance(rep.replace(3.0, np.nan))
+    with pytest.raises(TypeError, match="2-D"):
+        metrics.as_distance(np.arange(3.0))
     with pytest.raises(TypeError, match="DataFrame"):
-        metrics.as_distance(rep.to_numpy())
+        metrics.as_distance([["a", "b"], ["c", "d"]])
+
+
+def test_as_distance_plain_arrays():
+    rep = np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0]])
+    D = metrics.as_distance(rep, index=["a", "b", "c"])  # 3 x 2: a representation
+    assert list(D.index) == ["a", "b", "c"] and D.loc["a", "c"] == pytest.approx(2.0)
+    assert list(metrics.as_distance(rep).index) == ["0", "1", "2"]
+    Dm = D.to_numpy()
+    back = metrics.as_distance(Dm, index=list("abc"))  # square: a distance matrix, as is
+    np.testing.assert_array_equal(back.to_numpy(), Dm)
+    # a square representation (3 samples x 3 dims) must say so
+    sq = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 0.0], [2.0, 0.0, 5.0]])
+    Dsq = metrics.as_distance(sq, is_distance=False)
+    assert Dsq.iloc[1, 2] == pytest.approx(np.sqrt(1 + 0 + 25))
+    with pytest.raises(ValueError, match="diagonal entry of 5"):
+        metrics.as_distance(sq)  # read as a distance matrix: diagonal 5 > 0.05 x median 1
+    with pytest.raises(ValueError, match="index has 2 sample ids for 3 rows"):
+        metrics.as_distance(rep, index=["a", "b"])
+    with pytest.raises(ValueError, match="must be square"):
+        metrics.as_distance(rep, is_distance=True)
+    with pytest.raises(ValueError, match="square DataFrame"):
+        metrics.as_distance(pd.DataFrame(rep), is_distance=True)
+
+
+def test_as_distance_near_zero_diagonal_tolerance():
+    # off-diagonal entries 1, 2, 3 (median 2): diagonals up to 0.05 * 2 = 0.1 are accepted and
+    # set to 0 (published Wasserstein matrices carry up to 4.8e-3)
+    D = np.array([[4.8e-3, 1.0, 2.0], [1.0, 0.0, 3.0], [2.0, 3.0, 0.09]])
+    out = metrics.as_distance(D)
+    np.testing.assert_array_equal(np.diag(out.to_numpy()), 0.0)
+    assert out.iloc[0, 2] == 2.0
+    ids = ["x", "y", "z"]
+    assert metrics.as_distance(pd.DataFrame(D, index=ids, columns=ids)).iloc[2, 2] == 0.0
+    bad = D.copy()
+    bad[2, 2] = 0.11  # just above 0.1
+    with pytest.raises(ValueError, match=r"diag_tol=0.05 times the median off-diagonal"):
+        metrics.as_distance(bad)
+    assert metrics.as_distance(bad, diag_tol=0.06).iloc[2, 2] == 0.0
+    similarity = np.array([[1.0, 0.2, 0.1], [0.2, 1.0, 0.3], [0.1, 0.3, 1.0]])
+    with pytest.raises(ValueError, match="similarity matrix"):
+        metrics.as_distance(similarity)
+    neg = np.array([[0.0, -0.5, 1.0], [-0.5, 0.0, 1.0], [1.0, 1.0, 0.0]])
+    with pytest.raises(ValueError, match="non-negative"):
+        metrics.as_distance(neg)
+    asym = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 3.0], [2.1, 3.0, 0.0]])
+    with pytest.raises(
+        ValueError, match=r"not symmetric: entry \(0, 2\) = 2 but entry \(2, 0\) = 2.1"
+    ):
+        metrics.as_distance(asym)
 
 
 # ----------------------------------------------------------------------------- retention
@@ -112,14 +155,62 @@ def test_trajectory_conservation_on_a_curve():
     rep = pd.DataFrame({"x": np.cos(t), "y": np.sin(t)}, index=[f"s{i}" for i in range(25)])
     order = pd.Series(t, index=rep.index)
     assert metrics.trajectory_conservation(rep, order) > 0.95
-    # a root at the wrong end makes pseudotime anti-correlated: clipped to 0
+    # a root at the wrong end makes pseudotime anti-correlated: clipped to 0, signed -1
     assert metrics.trajectory_conservation(rep, order, root="s24") == 0.0
+    assert metrics.trajectory_conservation(rep, order, root="s24", signed=True) < -0.95
+    assert metrics.trajectory_conservation(rep, order, signed=True) > 0.95
     shuffled = pd.Series(np.random.default_rng(0).permutation(t), index=rep.index)
     assert metrics.trajectory_conservation(rep, shuffled) < 0.5
     with pytest.raises(KeyError, match="root="):
         metrics.trajectory_conservation(rep, order, root="zz")
     with pytest.raises(ValueError, match="ordered"):
         metrics.trajectory_conservation(rep, order.astype(str).astype("category"))
+    with pytest.raises(ValueError, match="graph must be"):
+        metrics.trajectory_conservation(rep, order, graph="some")
+    with pytest.raises(ValueError, match=">= 4 samples"):
+        metrics.trajectory_conservation(rep, order.where(order < 0.3))
+
+
+def _open_arc_closed_by_unvalued_samples():
+    """30 samples with an ordering on an open arc (0 .. 4.5 rad of the unit circle) and 12
+    samples without one filling the gap, so that they close the circle."""
+    arc = np.linspace(0, 4.5, 30)
+    gap = np.linspace(4.5, 2 * np.pi, 14)[1:-1]
+    ang = np.r_[arc, gap]
+    ids = [f"s{i}" for i in range(len(ang))]
+    rep = pd.DataFrame({"x": np.cos(ang), "y": np.sin(ang)}, index=ids)
+    return rep, pd.Series(np.r_[arc, np.full(len(gap), np.nan)], index=ids)
+
+
+def test_trajectory_graph_with_value_vs_all_samples():
+    import anndata as ad
+    import scanpy as sc
+    from scipy.stats import spearmanr
+
+    rep, order = _open_arc_closed_by_unvalued_samples()
+    # our default: graph on the 30 samples with a value -> an open arc, pseudotime follows it
+    ours = metrics.trajectory_conservation(rep, order, signed=True)
+    assert ours > 0.99
+    # patpy: graph on all 42 samples -> a closed circle: pseudotime from s0 runs both ways, so
+    # the far end of the arc comes back close to the root
+    theirs = metrics.trajectory_conservation(rep, order, graph="all", signed=True)
+    assert theirs < 0.85
+    # ... and it is patpy's recipe: neighbours + diffmap + dpt on every sample, Spearman over
+    # the samples with a value
+    a = ad.AnnData(obs=pd.DataFrame(index=rep.index))
+    a.obsm["d"] = metrics.as_distance(rep).to_numpy()
+    sc.pp.neighbors(a, n_neighbors=10, use_rep="d", metric="precomputed")
+    sc.tl.diffmap(a, n_comps=15)
+    a.uns["iroot"] = 0
+    sc.tl.dpt(a)
+    ref = spearmanr(order, a.obs["dpt_pseudotime"], nan_policy="omit").statistic
+    assert theirs == pytest.approx(ref, abs=1e-12)
+    # samples without a value, missing from a shorter ordering index, are an error
+    with pytest.raises(KeyError, match="missing from its index"):
+        metrics.trajectory_conservation(rep, order.dropna(), graph="all")
+    # ordered categoricals with a missing category are left out like NaN
+    cat = pd.Series(pd.cut(order, 5, labels=list("abcde"), ordered=True), index=order.index)
+    assert metrics.trajectory_conservation(rep, cat) > 0.9
 
 
 # ----------------------------------------------------------------------------- replicates
@@ -157,6 +248,7 @@ def test_spare_scores_total_and_renormalisation():
             "group": np.repeat(["a", "b"], 12),
             "batch": np.tile(["b1", "b2", "b3"], 8),
             "time": t,
+            "backwards": np.r_[-10.0, -t[1:]],
         },
         index=rep.index,
     )
@@ -166,12 +258,57 @@ def test_spare_scores_total_and_renormalisation():
     assert s["total"] == pytest.approx(
         (s["retention"] + s["trajectory"] + 0.5 * s["batch_mixing"]) / 2.5
     )
+    assert s["total_renormalised"] == s["total"]  # all three components: the same
+    assert s["trajectory_signed"] == s["trajectory"] > 0.95
     assert s["retention:group"] == s["retention"] > 0.8 and s["batch_mixing"] > 0.5
+    # the paper's total needs all three components: NaN without a trajectory; the renormalised
+    # mean is named for what it is
     s2 = metrics.spare_scores(rep, meta, classification_keys=["group"], batch_keys=["batch"])
-    assert "trajectory" not in s2
-    assert s2["total"] == pytest.approx((s2["retention"] + 0.5 * s2["batch_mixing"]) / 1.5)
+    assert "trajectory" not in s2 and "trajectory_signed" not in s2 and np.isnan(s2["total"])
+    assert s2["total_renormalised"] == pytest.approx(
+        (s2["retention"] + 0.5 * s2["batch_mixing"]) / 1.5
+    )
+    # hand-checked numbers: retention 1 and mixing 0 when the groups are the batches
+    sep = _line([0, 0.1, 0.2, 0.3, 10, 10.1, 10.2, 10.3])
+    two = pd.DataFrame({"y": list("aaaabbbb")}, index=sep.index)
+    s3 = metrics.spare_scores(sep, two, classification_keys=["y"], batch_keys=["y"])
+    assert (s3["retention"], s3["batch_mixing"]) == (1.0, 0.0)
+    assert s3["total_renormalised"] == pytest.approx(1.0 / 1.5)
+    # an ordering that runs backwards from its smallest value (the root, s0): pseudotime grows
+    # with t, the ordering falls with t for s1..s23. With a monotone pseudotime the rank
+    # differences are 24 - 2i (i = 1..23), sum of squares 4048: Spearman = 1 - 6 * 4048 /
+    # (24 * 575) = -0.76; clipped to 0
+    s4 = metrics.spare_scores(rep, meta, classification_keys=["group"], trajectory_key="backwards")
+    assert s4["trajectory_signed"] == pytest.approx(-0.76, abs=0.02)
+    assert s4["trajectory"] == 0.0 and np.isnan(s4["total"])
+    assert s4["total_renormalised"] == pytest.approx(s4["retention"] / 2.0)
     with pytest.raises(ValueError, match="at least one"):
         metrics.spare_scores(rep, meta)
+
+
+def test_spare_scores_accept_plain_arrays():
+    t = np.linspace(0, 3, 24)
+    X = np.c_[np.cos(t), np.sin(t)]
+    ids = [f"s{i}" for i in range(24)]
+    meta = pd.DataFrame(
+        {"group": np.repeat(["a", "b"], 12), "batch": np.tile(["b1", "b2", "b3"], 8), "time": t},
+        index=ids,
+    )
+    kw = dict(classification_keys=["group"], batch_keys=["batch"], trajectory_key="time")
+    ref = metrics.spare_scores(pd.DataFrame(X, index=ids), meta, **kw)
+    pd.testing.assert_series_equal(metrics.spare_scores(X, meta, **kw), ref)  # rows = meta order
+    D = metrics.as_distance(pd.DataFrame(X, index=ids)).to_numpy()
+    D_pub = D + np.diag(np.linspace(0, 4.8e-3, 24))  # a published matrix's near-zero diagonal
+    pd.testing.assert_series_equal(metrics.spare_scores(D_pub, meta, **kw), ref)
+    assert metrics.information_retention(X, meta, "group") == ref["retention"]
+    groups = pd.Series(np.arange(24) // 2, index=ids)
+    assert metrics.replicate_robustness(X, groups) == metrics.replicate_robustness(
+        pd.DataFrame(X, index=ids), groups
+    )
+    with pytest.raises(ValueError, match="metadata index, which has 24 samples"):
+        metrics.spare_scores(X[:20], meta, **kw)
+    with pytest.raises(ValueError, match="diagonal entry"):
+        metrics.spare_scores(np.ones((24, 24)), meta, **kw)
 
 
 # ----------------------------------------------------------------------------- probe
@@ -193,12 +330,11 @@ def test_loo_probe_separable_and_errors():
         metrics.loo_probe(rep, labels.iloc[:10])
 
 
-@needs_steph
 @pytest.mark.realdata
-def test_stephenson_probe_and_spare():
+def test_stephenson_probe_and_spare(data_dir):
     import anndata as ad
 
-    adata = ad.read_h5ad(_STEPH)
+    adata = ad.read_h5ad(data_dir / _STEPH)
     meta = tl.sample_metadata(adata, "donor_id", majority_keys="barcode_batch")
     pb = tl.pseudobulk(adata, "donor_id", obsm_key="X_pca")
     clr = tl.cell_type_composition(adata, "donor_id", "cell_type", transform="clr")
@@ -217,4 +353,4 @@ def test_stephenson_probe_and_spare():
         batch_keys=["barcode_batch"],
     )
     print(f"SPARE GloScope: {s_gs.round(3).to_dict()}")
-    assert 0.0 <= s_gs["total"] <= 1.0
+    assert 0.0 <= s_gs["total_renormalised"] <= 1.0 and np.isnan(s_gs["total"])

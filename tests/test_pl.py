@@ -50,10 +50,20 @@ def test_sample_embedding_existing_basis_dataframe_and_errors():
     np.testing.assert_allclose(ax.collections[0].get_offsets(), sdata.obsm["X_pca"])
     # a representation DataFrame + metadata: UMAP computed, colours from the metadata
     rep = pd.DataFrame(sdata.obsm["X_rep"], index=sdata.obs_names)
-    ax = pl.sample_embedding(rep, color="disease", metadata=sdata.obs.iloc[::-1])
-    assert ax.collections[0].get_offsets().shape == (12, 2)
-    colours = np.unique(ax.collections[0].get_facecolors(), axis=0)
-    assert len(colours) == 2  # case / ctrl
+    # metadata in another order than the representation (reversed, so that a positional join
+    # would give other labels): colours must follow the sample ids
+    meta = sdata.obs.copy()
+    ctrl = {"d0", "d1", "d5", "d6"}  # not symmetric under reversal
+    meta["disease"] = pd.Categorical(["ctrl" if s in ctrl else "case" for s in meta.index])
+    palette = {"case": "#ff0000", "ctrl": "#0000ff"}
+    ax = pl.sample_embedding(rep, color="disease", metadata=meta.iloc[::-1], palette=palette)
+    points = ax.collections[0]
+    assert points.get_offsets().shape == (12, 2)
+    # scanpy draws categorical points in obs order, i.e. the representation's sample order
+    expected = [matplotlib.colors.to_rgba(palette[meta.loc[s, "disease"]]) for s in rep.index]
+    np.testing.assert_allclose(points.get_facecolors(), expected)
+    legend = {t.get_text() for t in ax.get_legend().get_texts()} if ax.get_legend() else set()
+    assert legend == {"case", "ctrl"}
 
 
 def test_sample_embedding_errors():

@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from cellpop.data import SampleSetDataModule, SampleSets, inference_cells, split_samples
+from cellpop.data import (
+    SampleSetDataModule,
+    SampleSets,
+    component_quotas,
+    eigenvector_centrality,
+    inference_cells,
+    split_samples,
+)
 
 
 def _sets():
@@ -72,20 +79,73 @@ def test_datamodule_batches_cover_samples_and_targets():
     assert dm.val_dataloader() == []
 
 
+class _FakeTrainer:
+    """What Lightning attaches to a data module under DDP: ``global_rank`` and ``world_size``."""
+
+    def __init__(self, rank, world):
+        self.global_rank, self.world_size = rank, world
+
+
+def _rank_epochs(n_samples, world, batch_size, n_epochs=3):
+    """Per rank: one list of per-step sample lists for each of ``n_epochs`` epochs."""
+    X = np.arange(n_samples * 4, dtype=np.float32)[:, None]
+    sets = SampleSets(X, np.repeat(np.arange(n_samples), 4), n_samples)
+    out = []
+    for rank in range(world):
+        dm = SampleSetDataModule(
+            sets, np.arange(n_samples), np.array([]), batch_size=batch_size, n_cells=(2, 4)
+        )
+        dm.trainer = _FakeTrainer(rank, world)
+        epochs = []
+        for _ in range(n_epochs):
+            loader = dm.train_dataloader()
+            steps = [(b["sample"].tolist(), b["x"].shape[2]) for b in loader]
+            assert len(steps) == len(loader)  # __len__ tells Lightning the true step count
+            epochs.append(steps)
+        out.append(epochs)
+    return out
+
+
 def test_datamodule_shards_samples_across_ranks():
-    sets, _ = _sets()
+    # 7 samples on 2 ranks, 2 samples per step: ceil(7 / 2) = 4 samples per rank (one sample
+    # repeated as padding), 4 // 2 = 2 steps on BOTH ranks (a plain rank::world split gives 4
+    # and 3 samples -> 2 and 1 steps, and DDP would hang on the missing step)
+    runs = _rank_epochs(7, world=2, batch_size=2)
+    for e in range(3):
+        steps = [runs[r][e] for r in range(2)]
+        assert [len(s) for s in steps] == [2, 2]
+        # the same set size on every rank at every step
+        assert [n for _, n in steps[0]] == [n for _, n in steps[1]]
+        shards = [[x for s, _ in rank_steps for x in s] for rank_steps in steps]
+        assert [len(s) for s in shards] == [4, 4]
+        assert set(shards[0]) | set(shards[1]) == set(range(7))  # every sample seen
+        assert len(set(shards[0]) & set(shards[1])) == 1  # only the padding repeat is shared
+        assert all(len(set(s)) == len(s) for s in shards)  # no sample twice on one rank
+    # shards are reshuffled between epochs: rank 0's samples are not the same every epoch
+    per_epoch = [frozenset(x for s, _ in runs[0][e] for x in s) for e in range(3)]
+    assert len(set(per_epoch)) > 1
+    # 3 ranks, 10 samples, batch 3: ceil(10/3) = 4 per rank -> 1 step each
+    runs = _rank_epochs(10, world=3, batch_size=3, n_epochs=1)
+    assert [len(r[0]) for r in runs] == [1, 1, 1]
+    assert set().union(*[set(r[0][0][0]) for r in runs]) == set(range(10))
+    # a single process is unchanged: every sample once per epoch, order reshuffled
+    (single,) = _rank_epochs(7, world=1, batch_size=2)
+    orders = [[x for s, _ in steps for x in s] for steps in single]
+    assert all(sorted(o) == list(range(7)) for o in orders) and orders[0] != orders[1]
 
-    class FakeTrainer:
-        def __init__(self, rank):
-            self.global_rank, self.world_size = rank, 2
 
-    seen = []
-    for rank in (0, 1):
-        dm = SampleSetDataModule(sets, np.arange(4), np.array([]), batch_size=2, n_cells=(3, 3))
-        dm.trainer = FakeTrainer(rank)  # what Lightning attaches under DDP
-        seen.append({int(s) for b in dm.train_dataloader() for s in b["sample"]})
-    assert seen[0] and seen[1] and not seen[0] & seen[1]
-    assert seen[0] | seen[1] == {0, 1, 2, 3}
+def _reference_centrality(X, k=15):
+    """Eigenvector centrality by networkx on the symmetrised 15-NN graph (independent code)."""
+    import networkx as nx
+    from sklearn.neighbors import NearestNeighbors
+
+    nbrs = NearestNeighbors(n_neighbors=k + 1).fit(X).kneighbors(X, return_distance=False)
+    g = nx.Graph()
+    g.add_nodes_from(range(len(X)))
+    g.add_edges_from((i, int(j)) for i, row in enumerate(nbrs) for j in row[1:])
+    assert nx.is_connected(g)
+    c = nx.eigenvector_centrality_numpy(g)
+    return np.array([c[i] for i in range(len(X))])
 
 
 def test_inference_cells_lowest_centrality_and_resampling():
@@ -95,6 +155,59 @@ def test_inference_cells_lowest_centrality_and_resampling():
     idx = inference_cells(X, codes, 2, n_cells=50)
     assert idx.shape == (2, 50)
     assert len(set(idx[0])) == 50 and (codes[idx[0]] == 0).all()
+    # exactly the 50 cells of lowest centrality (networkx on the same graph): every chosen
+    # cell is at most as central as every cell left out
+    ref = _reference_centrality(X[:200])
+    chosen = np.zeros(200, bool)
+    chosen[idx[0]] = True
+    assert ref[chosen].max() <= ref[~chosen].min() + 1e-9
+    np.testing.assert_allclose(eigenvector_centrality(X[:200]), ref / ref.max(), atol=1e-6)
     assert set(idx[1]) == set(range(200, 230))  # small sample: all cells, then resampled
+    assert np.bincount(idx[1] - 200, minlength=30).min() >= 1
     again = inference_cells(X, codes, 2, n_cells=50)
     assert np.array_equal(idx, again)
+    rand = inference_cells(X, codes, 2, n_cells=50, method="random", seed=1)
+    assert len(set(rand[0])) == 50 and (codes[rand[0]] == 0).all()
+    assert not np.array_equal(np.sort(rand[0]), np.sort(idx[0]))
+    with pytest.raises(ValueError, match="method must be"):
+        inference_cells(X, codes, 2, n_cells=50, method="bogus")
+    with pytest.raises(ValueError, match="sample 2 has no cells"):
+        inference_cells(X, codes, 3, n_cells=50)
+
+
+def test_inference_cells_disconnected_graph_draws_from_every_component():
+    # issue 8: three well-separated clusters of 500 / 375 / 125 cells give a 15-NN graph with
+    # three components. The leading eigenvector of the whole graph is ~1e-16 off one component,
+    # so "lowest centrality" used to be decided by round-off (0 / 275 / 125 cells kept here).
+    rng = np.random.default_rng(0)
+    sizes = [500, 375, 125]
+    X = np.vstack([rng.normal(size=(m, 10)) + 50.0 * i for i, m in enumerate(sizes)])
+    cluster = np.repeat([0, 1, 2], sizes)
+    perm = rng.permutation(len(X))  # cells of a cluster are not contiguous
+    X, cluster = X[perm], cluster[perm]
+    codes = np.zeros(len(X), dtype=np.int64)
+    c = eigenvector_centrality(X)
+    for k in range(3):  # per-component centrality: every component reaches 1, none is ~0
+        assert c[cluster == k].max() == pytest.approx(1.0) and c[cluster == k].min() > 0.05
+    idx = inference_cells(X, codes, 1, n_cells=400)[0]
+    assert len(set(idx)) == 400
+    # quotas proportional to size: 400 * (0.5, 0.375, 0.125)
+    assert np.bincount(cluster[idx], minlength=3).tolist() == [200, 150, 50]
+    # within each cluster: its lowest-centrality cells
+    for k in range(3):
+        members = np.flatnonzero(cluster == k)
+        chosen = np.isin(members, idx)
+        assert c[members][chosen].max() <= c[members][~chosen].min()
+    # 333 cells: 166.5 / 124.875 / 41.625 -> floors 166 / 124 / 41, the 2 left over go to the
+    # largest remainders (0.875 and 0.625)
+    idx = inference_cells(X, codes, 1, n_cells=333)[0]
+    assert np.bincount(cluster[idx], minlength=3).tolist() == [166, 125, 42]
+
+
+def test_component_quotas_largest_remainder():
+    assert component_quotas(np.array([500, 375, 125]), 400).tolist() == [200, 150, 50]
+    assert component_quotas(np.array([500, 375, 125]), 333).tolist() == [166, 125, 42]
+    # equal remainders (1/3 each): the larger component first, then the lower index
+    assert component_quotas(np.array([1, 2, 1, 2]), 2).tolist() == [0, 1, 0, 1]
+    assert component_quotas(np.array([3, 3, 3]), 2).tolist() == [1, 1, 0]
+    assert component_quotas(np.array([7]), 5).tolist() == [5]

@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from anndata import AnnData
-from scipy import stats
 
 from cellpop.metrics._coverage import metacell_denoising_f1, rare_population_coverage
 from cellpop.metrics._scgraph import centroid_distances, scgraph, scgraph_reference
@@ -21,14 +20,19 @@ def test_centroid_distances_hand_case():
 
 
 def test_trimmed_centroid_ignores_outlier():
-    X = np.zeros((40, 1))
-    X[0] = 1000.0  # one outlier in 40 -> removed by the 5% trim from each end
-    X[20:] = 1.0
-    labels = np.array(["a"] * 20 + ["b"] * 20)
+    # three types of 40 cells on a line at 0 (a), 1 (b), 3 (c); one outlier of "a" at 1000.
+    # trim 0.05 cuts int(0.05 * 40) = 2 cells from each end, the outlier among them: centroids
+    # 0, 1, 3 -> raw distances a-b 1, a-c 3, b-c 2; column maxima a 3, b 2, c 3
+    X = np.repeat([0.0, 1.0, 3.0], 40)[:, None]
+    X[5] = 1000.0
+    labels = np.repeat(["a", "b", "c"], 40)
     d = centroid_distances(X, labels, trim=0.05)
-    assert d.loc["a", "b"] == pytest.approx(1.0)  # normalised by column max
-    raw_mean = np.array([stats.trim_mean(X[:20, 0], 0.05), 1.0])
-    assert raw_mean[0] == 0.0
+    expected = np.array([[0, 1 / 2, 1], [1 / 3, 0, 2 / 3], [1, 1, 0]])
+    np.testing.assert_allclose(d.to_numpy(), expected)
+    # without trimming the outlier drags "a" to 1000 / 40 = 25: a-b 24, a-c 22, b-c 2
+    d0 = centroid_distances(X, labels, trim=0.0)
+    expected0 = np.array([[0, 1, 1], [1, 0, 2 / 22], [22 / 24, 2 / 24, 0]])
+    np.testing.assert_allclose(d0.to_numpy(), expected0)
 
 
 def _synthetic(n_per=60, seed=0):

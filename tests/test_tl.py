@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,12 +13,7 @@ from scipy.spatial.distance import cdist
 
 from cellpop import tl
 
-_DATA_DIR = os.environ.get("CELLPOP_DATA_DIR")
-_STEPH = Path(_DATA_DIR or "") / "stephenson2021_covid_20donors_pca.h5ad"
-needs_steph = pytest.mark.skipif(
-    not (_DATA_DIR and _STEPH.exists()),
-    reason="real data not available: set CELLPOP_DATA_DIR to the shared data directory",
-)
+_STEPH = "stephenson2021_covid_20donors_pca.h5ad"
 
 
 def _toy(seed=0, n_per=(30, 40, 50), d=4, shift=(0.0, 0.0, 3.0)):
@@ -165,12 +158,11 @@ def test_gloscope_errors():
         tl.gloscope(adata, "sample", k=3)
 
 
-@needs_steph
 @pytest.mark.realdata
-def test_gloscope_stephenson():
+def test_gloscope_stephenson(data_dir):
     import anndata as ad
 
-    adata = ad.read_h5ad(_STEPH)
+    adata = ad.read_h5ad(data_dir / _STEPH)
     t0 = time.perf_counter()
     D = tl.gloscope(adata, "donor_id")
     elapsed = time.perf_counter() - t0

@@ -9,7 +9,7 @@ from ._cell_loader import (
     split_cells,
 )
 from ._genes import MAX_MISSING_GENE_FRACTION, align_columns, gene_positions
-from ._inference_cells import eigenvector_centrality, inference_cells
+from ._inference_cells import component_quotas, eigenvector_centrality, inference_cells
 from ._sample_sets import SampleSetDataModule, SampleSets, split_samples
 from ._samples import per_sample_mean, sample_codes
 from ._validation import (
@@ -36,6 +36,7 @@ __all__ = [
     "check_min_samples",
     "check_obs_key",
     "check_var_names_match",
+    "component_quotas",
     "eigenvector_centrality",
     "gene_positions",
     "get_input_matrix",

@@ -213,12 +213,12 @@ class _SetBatches:
             return 0, 1
         return int(trainer.global_rank), int(trainer.world_size)
 
-    def _my_samples(self) -> np.ndarray:
-        rank, world = self._rank_world()
-        return self.samples[rank::world] if world > 1 else self.samples
+    def _n_local(self) -> int:
+        _, world = self._rank_world()
+        return math.ceil(len(self.samples) / world)
 
     def __len__(self) -> int:
-        n = len(self._my_samples())
+        n = self._n_local()
         return max(1, n // self.dm.batch_size) if n >= 2 else 0
 
     def __iter__(self):
@@ -226,16 +226,23 @@ class _SetBatches:
         sets = dm.sets
         rank, world = self._rank_world()
         if self.train:
-            seed = dm.seed + 1_000_003 * dm._epoch + 7919 * rank
+            epoch_seed = dm.seed + 1_000_003 * dm._epoch
             dm._epoch += 1
         else:  # fixed views: validation loss comparable across epochs
-            seed = dm.seed + 424_242 + 7919 * rank
-        gen = torch.Generator(device=sets.device).manual_seed(seed)  # cell draws (device)
-        rng = np.random.default_rng(seed)  # sample order and set size (host)
+            epoch_seed = dm.seed + 424_242
         n_steps = len(self)
         if n_steps == 0:
             return
-        perm = rng.permutation(self._my_samples())
+        # one permutation shared by every rank (same seed), padded by wrapping so that every
+        # rank gets ceil(n / world) samples and the same number of steps, then interleaved;
+        # the set sizes come from the same stream, so every rank draws the same n per step
+        rng = np.random.default_rng(epoch_seed)  # sample order and set sizes (host)
+        perm = rng.permutation(self.samples)
+        if world > 1:
+            pad = self._n_local() * world - len(perm)
+            perm = np.concatenate([perm, perm[:pad]])[rank::world]
+        # cell draws (device): one stream per rank
+        gen = torch.Generator(device=sets.device).manual_seed(epoch_seed + 7919 * rank)
         # spread leftovers over the batches so no batch has a single sample
         chunks = np.array_split(perm, n_steps)
         lo, hi = dm.n_cells
@@ -284,7 +291,18 @@ class SampleSetDataModule(LightningDataModule):
         ``"auto"``: move the matrix to the accelerator if it takes less than
         ``max_device_fraction`` of its free memory; ``True``/``False`` force it.
     seed
-        Seed of all draws; epoch ``e`` uses ``seed + f(e, rank)``, so runs are reproducible.
+        Seed of all draws; epoch ``e`` uses ``seed + f(e)`` for the sample order and set sizes
+        and ``seed + f(e) + g(rank)`` for the cell draws, so runs are reproducible.
+
+    Notes
+    -----
+    Under DDP (a trainer with ``world_size > 1`` attached) every rank shuffles the samples of a
+    split with the same seed each epoch (a new permutation per training epoch), pads the
+    permutation by wrapping around to a multiple of ``world_size`` and takes every
+    ``world_size``-th sample from position ``global_rank``: the shards are disjoint except for
+    the fewer than ``world_size`` padding repeats, change every epoch, and every rank runs the
+    same number of steps ``max(1, ceil(n / world_size) // batch_size)`` with the same set size
+    per step. ``batch_size`` is per rank.
     """
 
     def __init__(

@@ -1,7 +1,8 @@
 """SPARE sample-embedding metrics (Shitov et al. 2025), as used by SampleCLR.
 
-All functions take either a sample x sample distance matrix or a sample representation
-(see :func:`as_distance`) and metadata indexed by sample id.
+All functions take a sample x sample distance matrix or a sample representation (see
+:func:`as_distance`), as a DataFrame indexed by sample id or as a plain array whose rows follow
+the metadata's index, and metadata indexed by sample id.
 """
 
 from __future__ import annotations
@@ -18,19 +19,74 @@ from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
 Kind = Literal["classification", "regression", "ordinal"]
 
+#: Largest accepted diagonal of a distance matrix, as a fraction of its median off-diagonal
+#: entry. Published sample distance matrices computed by numerical optimal transport carry
+#: small nonzero diagonals (the COMBAT Wasserstein matrices of patpy 0.15.2: up to 4.8e-3).
+DIAG_TOL = 0.05
 
-def as_distance(data: pd.DataFrame, metric: str = "euclidean") -> pd.DataFrame:
+
+def _check_distance_matrix(values: np.ndarray, diag_tol: float) -> np.ndarray:
+    """Validated copy of a square distance matrix: zero diagonal, negatives clipped."""
+    n = values.shape[0]
+    tol = 1e-8 * max(1.0, np.abs(values).max())
+    if not np.allclose(values, values.T, rtol=0.0, atol=tol):
+        i, j = (int(v) for v in np.unravel_index(np.abs(values - values.T).argmax(), values.shape))
+        raise ValueError(
+            f"The distance matrix is not symmetric: entry ({i}, {j}) = {values[i, j]:.6g} but "
+            f"entry ({j}, {i}) = {values[j, i]:.6g}."
+        )
+    if (values < -tol).any():
+        raise ValueError(
+            f"A distance matrix needs non-negative entries; the smallest is {values.min():.6g}."
+        )
+    off = values[~np.eye(n, dtype=bool)]
+    scale = float(np.median(off)) if off.size else 0.0
+    diag = np.abs(np.diag(values))
+    if diag.max(initial=0.0) > max(diag_tol * scale, tol):
+        i = int(diag.argmax())
+        raise ValueError(
+            f"The distance matrix has a diagonal entry of {values[i, i]:.6g} (sample {i}), more "
+            f"than diag_tol={diag_tol} times the median off-diagonal distance ({scale:.6g}): this "
+            "is not a distance matrix (a similarity matrix?). A square representation "
+            "(n_samples == n_dims) needs is_distance=False."
+        )
+    D = np.clip(values, 0.0, None)
+    np.fill_diagonal(D, 0.0)
+    return D
+
+
+def as_distance(
+    data: pd.DataFrame | np.ndarray,
+    metric: str = "euclidean",
+    *,
+    index: Sequence | pd.Index | None = None,
+    is_distance: bool | None = None,
+    diag_tol: float = DIAG_TOL,
+) -> pd.DataFrame:
     """Return a sample x sample distance matrix.
 
     Parameters
     ----------
     data
-        Either a distance matrix (square DataFrame whose columns equal its index, e.g. from
-        :func:`cellpop.tl.gloscope`) returned as is, or a representation ``(n_samples, d)``
-        indexed by sample id, turned into pairwise ``metric`` distances.
+        A distance matrix, returned with a zero diagonal, or a representation
+        ``(n_samples, d)``, turned into pairwise ``metric`` distances. A DataFrame is indexed by
+        sample id and is a distance matrix when it is square with columns equal to its index
+        (e.g. from :func:`cellpop.tl.gloscope`). A plain 2-D array takes its sample ids from
+        ``index`` and is a distance matrix when it is square.
     metric
         ``"euclidean"`` (default) or ``"cosine"`` (any :func:`scipy.spatial.distance.cdist`
         metric); ignored for a distance matrix.
+    index
+        Sample ids of the rows of a plain array (default ``"0" .. "n-1"``); ignored for a
+        DataFrame.
+    is_distance
+        Force the reading of ``data``: ``True`` = distance matrix, ``False`` = representation
+        (e.g. a square array of 20 samples x 20 dimensions). ``None`` decides as above.
+    diag_tol
+        A distance matrix may have a diagonal up to ``diag_tol`` times its median off-diagonal
+        entry (default :data:`DIAG_TOL` = 0.05; published Wasserstein matrices carry diagonals
+        up to 4.8e-3); the diagonal is then set to 0. Negative entries down to ``-1e-8 * max``
+        (round-off) are set to 0.
 
     Returns
     -------
@@ -39,36 +95,63 @@ def as_distance(data: pd.DataFrame, metric: str = "euclidean") -> pd.DataFrame:
     Raises
     ------
     TypeError
-        If ``data`` is not a DataFrame.
+        If ``data`` is neither a DataFrame nor a 2-D array-like.
     ValueError
-        On NaN/inf, duplicated sample ids, a non-symmetric / negative distance matrix or a
-        nonzero diagonal.
+        On NaN/inf, duplicated sample ids, an ``index`` of the wrong length, a distance matrix
+        that is not square, not symmetric, has negative entries or a diagonal above
+        ``diag_tol`` times its median off-diagonal entry.
     """
-    if not isinstance(data, pd.DataFrame):
-        raise TypeError(
-            "Pass a pandas DataFrame indexed by sample id (a representation or a distance "
-            f"matrix), got {type(data).__name__}."
-        )
-    index = data.index.astype(str)
-    if index.has_duplicates:
+    if isinstance(data, pd.DataFrame):
+        ids = data.index.astype(str)
+        square_named = data.shape[0] == data.shape[1] and data.columns.astype(str).equals(ids)
+        if is_distance and not square_named:
+            raise ValueError(
+                "is_distance=True needs a square DataFrame whose columns equal its index."
+            )
+        values = data.to_numpy(dtype=np.float64)
+        is_dist = square_named if is_distance is None else is_distance
+    else:
+        try:
+            values = np.asarray(data, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise TypeError(
+                "Pass a pandas DataFrame indexed by sample id or a 2-D array (a representation "
+                f"or a distance matrix), got {type(data).__name__}."
+            ) from err
+        if values.ndim != 2:
+            raise TypeError(
+                f"A sample representation / distance matrix is 2-D, got shape {values.shape}."
+            )
+        ids = pd.Index([str(i) for i in (range(len(values)) if index is None else index)])
+        if len(ids) != values.shape[0]:
+            raise ValueError(f"index has {len(ids)} sample ids for {values.shape[0]} rows.")
+        is_dist = values.shape[0] == values.shape[1] if is_distance is None else is_distance
+        if is_dist and values.shape[0] != values.shape[1]:
+            raise ValueError(f"A distance matrix must be square, got shape {values.shape}.")
+    if ids.has_duplicates:
         raise ValueError("The sample representation / distance matrix has duplicated sample ids.")
-    values = data.to_numpy(dtype=np.float64)
     if not np.isfinite(values).all():
         raise ValueError("The sample representation / distance matrix contains NaN/inf.")
-    is_dist = data.shape[0] == data.shape[1] and data.columns.astype(str).equals(index)
     if is_dist:
-        tol = 1e-8 * max(1.0, np.abs(values).max())
-        if not np.allclose(values, values.T, rtol=0.0, atol=tol):
-            raise ValueError("The distance matrix is not symmetric.")
-        if (values < -tol).any() or np.abs(np.diag(values)).max() > tol:
-            raise ValueError("A distance matrix needs non-negative entries and a zero diagonal.")
-        D = np.clip(values, 0.0, None)
-        np.fill_diagonal(D, 0.0)
+        D = _check_distance_matrix(values, diag_tol)
     else:
         D = cdist(values, values, metric=metric)
         D = np.nan_to_num(D, nan=0.0)  # cosine of an all-zero vector
         np.fill_diagonal(D, 0.0)
-    return pd.DataFrame(D, index=index, columns=index)
+    return pd.DataFrame(D, index=ids, columns=ids)
+
+
+def _distance_for(data, ids: pd.Index, metric: str) -> pd.DataFrame:
+    """:func:`as_distance`, a plain array taking its sample ids from ``ids`` (metadata order)."""
+    if isinstance(data, pd.DataFrame):
+        return as_distance(data, metric)
+    arr = np.asarray(data)
+    if arr.ndim == 2 and arr.shape[0] != len(ids):
+        raise ValueError(
+            f"A plain array has no sample ids: its rows are read in the order of the metadata "
+            f"index, which has {len(ids)} samples, but the array has {arr.shape[0]} rows."
+        )
+    return as_distance(arr, metric, index=ids)
 
 
 def _aligned(dist: pd.DataFrame, values: pd.Series, what: str) -> tuple[np.ndarray, pd.Series]:
@@ -155,7 +238,8 @@ def information_retention(
     Parameters
     ----------
     dist
-        Distance matrix or representation, see :func:`as_distance`.
+        Distance matrix or representation, see :func:`as_distance` (a plain array: rows in the
+        order of ``metadata.index``).
     metadata
         DataFrame indexed by sample id (e.g. :func:`cellpop.tl.sample_metadata`).
     keys
@@ -179,7 +263,7 @@ def information_retention(
         If a key has a single class, is non-numeric for regression, or ``<= k`` samples have a
         value; see also :func:`as_distance`.
     """
-    D = as_distance(dist, metric)
+    D = _distance_for(dist, metadata.index.astype(str), metric)
     scores = {}
     for key in _as_keys(keys):
         if key not in metadata.columns:
@@ -207,70 +291,113 @@ def batch_mixing(
     return 1.0 - information_retention(dist, metadata, keys, kind=kind, k=k, metric=metric)
 
 
+def _ordering_values(ordering: pd.Series) -> np.ndarray:
+    """Ordering as float64 (ordered categoricals by code), missing values as NaN."""
+    if isinstance(ordering.dtype, pd.CategoricalDtype):
+        if not ordering.dtype.ordered:
+            raise ValueError("ordering is an unordered categorical; make it ordered or numeric.")
+        codes = ordering.cat.codes.to_numpy(dtype=np.float64)
+        return np.where(codes < 0, np.nan, codes)
+    try:
+        return ordering.to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError) as err:
+        raise ValueError("ordering must be numeric or an ordered categorical.") from err
+
+
 def trajectory_conservation(
-    dist: pd.DataFrame,
+    dist: pd.DataFrame | np.ndarray,
     ordering: pd.Series,
     root: str | None = None,
     n_neighbors: int = 10,
     metric: str = "euclidean",
+    graph: Literal["with_value", "all"] = "with_value",
+    signed: bool = False,
 ) -> float:
     """SPARE trajectory conservation: Spearman between an ordering and diffusion pseudotime.
 
     A kNN graph of the samples is built with :func:`scanpy.pp.neighbors` on the precomputed
     sample distances (``n_neighbors`` capped at ``n_samples - 1``), then :func:`scanpy.tl.diffmap`
     and :func:`scanpy.tl.dpt` from ``root``. Samples unreachable from the root (infinite
-    pseudotime) rank last. The Spearman correlation is clipped to ``[0, 1]``.
+    pseudotime) rank last. The score is the Spearman correlation of ordering and pseudotime over
+    the samples with an ordering value, clipped to ``[0, 1]`` (``signed=False``).
+
+    Two choices differ from patpy 0.15.2 (``patpy.tl.evaluation.trajectory_correlation``), the
+    SPARE authors' code: by default the graph is built only on the samples **with** an ordering
+    value (patpy: on all samples, ``graph="all"``), and the correlation is clipped at 0 like
+    every other SPARE score (patpy keeps the sign: ``signed=True``). Samples without a value
+    would otherwise shape the pseudotime of those that have one; a negative correlation means
+    the representation orders the samples backwards from the root, which for a score in
+    ``[0, 1]`` is as bad as none. :func:`spare_scores` reports both the clipped and the signed
+    value.
 
     Parameters
     ----------
     dist
-        Distance matrix or representation, see :func:`as_distance`.
+        Distance matrix or representation, see :func:`as_distance` (a plain array: rows in the
+        order of ``ordering.index``).
     ordering
         Ground-truth ordering (severity, age, ...) indexed by sample id: numbers or an ordered
-        categorical. Samples with a missing value are left out.
+        categorical; missing values (NaN / missing category) are allowed.
     root
         Sample id where pseudotime starts. Default: the sample with the smallest ordering value
         (the first such sample in the distance matrix's order).
     n_neighbors
-        Neighbours of the sample graph (SPARE is silent; 10, capped at ``n_samples - 1``).
+        Neighbours of the sample graph (SPARE is silent; 10, capped at ``n_graph - 1``).
     metric
         Distance for a representation.
+    graph
+        ``"with_value"`` (default): graph and pseudotime on the samples with an ordering value
+        only; ``"all"``: on every sample of ``dist`` (patpy), correlation still over the samples
+        with a value.
+    signed
+        Return the Spearman correlation unclipped, in ``[-1, 1]`` (patpy's value).
 
     Returns
     -------
-    Score in ``[0, 1]``.
+    Score in ``[0, 1]`` (``[-1, 1]`` with ``signed=True``); 0 when the correlation is undefined
+    (constant pseudotime).
 
     Raises
     ------
     KeyError
         If samples are missing from ``ordering`` or ``root`` is not a sample with a value.
     ValueError
-        If fewer than 4 samples have a value, or the ordering is not numeric/ordered.
+        If fewer than 4 samples have a value, the ordering is not numeric/ordered, or ``graph``
+        is unknown.
     """
     import anndata as ad
     import scanpy as sc
 
-    D = as_distance(dist, metric)
-    Dk, y = _aligned(D, ordering, "ordering")
-    if isinstance(y.dtype, pd.CategoricalDtype):
-        if not y.dtype.ordered:
-            raise ValueError("ordering is an unordered categorical; make it ordered or numeric.")
-        y = pd.Series(y.cat.codes.to_numpy(dtype=np.float64), index=y.index)
-    try:
-        yv = y.to_numpy(dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError("ordering must be numeric or an ordered categorical.") from err
-    n = len(yv)
-    if n < 4:
-        raise ValueError(f"trajectory_conservation needs >= 4 samples with a value, got {n}.")
+    if graph not in ("with_value", "all"):
+        raise ValueError(f"graph must be 'with_value' or 'all', got {graph!r}.")
+    D = _distance_for(dist, ordering.index.astype(str), metric)
+    y = ordering.copy()
+    y.index = y.index.astype(str)
+    missing = D.index.difference(y.index)
+    if len(missing):
+        raise KeyError(
+            f"ordering: {len(missing)} sample(s) of the representation are missing from its "
+            f"index (first: {list(missing[:5])})."
+        )
+    y = y.loc[D.index]
+    yv = _ordering_values(y)
+    has = np.isfinite(yv)
+    if has.sum() < 4:
+        raise ValueError(
+            f"trajectory_conservation needs >= 4 samples with a value, got {int(has.sum())}."
+        )
+    in_graph = has if graph == "with_value" else np.ones(len(yv), dtype=bool)
+    ids = D.index[in_graph]
+    yg = yv[in_graph]
     if root is None:
-        iroot = int(np.argmin(yv))
+        iroot = int(np.nanargmin(yg))
     else:
-        if str(root) not in y.index:
+        if str(root) not in ids or not np.isfinite(yg[ids.get_loc(str(root))]):
             raise KeyError(f"root={root!r} is not a sample with an ordering value.")
-        iroot = int(y.index.get_loc(str(root)))
-    sdata = ad.AnnData(obs=pd.DataFrame(index=y.index))
-    sdata.obsm["distances"] = Dk
+        iroot = int(ids.get_loc(str(root)))
+    n = len(ids)
+    sdata = ad.AnnData(obs=pd.DataFrame(index=ids))
+    sdata.obsm["distances"] = D.to_numpy()[np.ix_(in_graph, in_graph)]
     sc.pp.neighbors(
         sdata, n_neighbors=min(n_neighbors, n - 1), use_rep="distances", metric="precomputed"
     )
@@ -280,8 +407,10 @@ def trajectory_conservation(
     pt = sdata.obs["dpt_pseudotime"].to_numpy(dtype=np.float64)
     finite = np.isfinite(pt)
     pt = np.where(finite, pt, (pt[finite].max() if finite.any() else 0.0) + 1.0)
-    rho = spearmanr(yv, pt).statistic
-    return float(np.clip(rho if np.isfinite(rho) else 0.0, 0.0, 1.0))
+    ok = np.isfinite(yg)
+    rho = spearmanr(yg[ok], pt[ok]).statistic
+    rho = float(rho) if np.isfinite(rho) else 0.0
+    return rho if signed else float(np.clip(rho, 0.0, 1.0))
 
 
 def replicate_robustness(
@@ -298,7 +427,8 @@ def replicate_robustness(
     Parameters
     ----------
     dist
-        Distance matrix or representation, see :func:`as_distance`.
+        Distance matrix or representation, see :func:`as_distance` (a plain array: rows in the
+        order of ``replicate_of.index``).
     replicate_of
         Biological-sample id per sample (index = sample id); samples with no replicate or a
         missing value only serve as non-replicates.
@@ -316,7 +446,7 @@ def replicate_robustness(
     ValueError
         If no sample has a replicate.
     """
-    D = as_distance(dist, metric)
+    D = _distance_for(dist, replicate_of.index.astype(str), metric)
     groups = replicate_of.copy()
     groups.index = groups.index.astype(str)
     missing = D.index.difference(groups.index)
@@ -347,7 +477,7 @@ _WEIGHTS = {"retention": 1.0, "trajectory": 1.0, "batch_mixing": 0.5}
 
 
 def spare_scores(
-    data: pd.DataFrame,
+    data: pd.DataFrame | np.ndarray,
     metadata: pd.DataFrame,
     classification_keys: Sequence[str] = (),
     regression_keys: Sequence[str] = (),
@@ -357,21 +487,32 @@ def spare_scores(
     replicate_key: str | None = None,
     k: int = 3,
     metric: str = "euclidean",
+    trajectory_graph: Literal["with_value", "all"] = "with_value",
 ) -> pd.Series:
     """All SPARE scores of one sample representation and the SampleCLR total.
 
     ``retention`` = mean over the classification/regression/ordinal keys; ``batch_mixing`` =
     mean over ``batch_keys`` (classification); ``trajectory`` = :func:`trajectory_conservation`
-    of ``metadata[trajectory_key]``; ``replicate_robustness`` when ``replicate_key`` is given
-    (reported, not in the total). ``total = (retention + trajectory + 0.5 * batch_mixing) / 2.5``
-    (SampleCLR App., weights 1, 1, 0.5). When a component is not requested, the total is the
-    weighted mean over the given components with the weights renormalised (e.g. retention and
-    mixing only: ``(retention + 0.5 * mixing) / 1.5``).
+    of ``metadata[trajectory_key]`` (clipped to ``[0, 1]``) and ``trajectory_signed`` its
+    unclipped Spearman correlation (patpy's value); ``replicate_robustness`` when
+    ``replicate_key`` is given (reported, not in a total).
+
+    Two totals:
+
+    * ``total`` = ``(retention + trajectory + 0.5 * batch_mixing) / 2.5``, the SampleCLR paper's
+      definition (weights 1, 1, 0.5). NaN unless all three components are requested.
+    * ``total_renormalised`` = the weighted mean over the components that were requested, the
+      weights (1, 1, 0.5) renormalised, e.g. ``(retention + 0.5 * batch_mixing) / 1.5`` without
+      a trajectory. Equal to ``total`` when all three are there; not comparable with the
+      paper's totals otherwise.
 
     Parameters
     ----------
     data
-        Representation ``(n_samples, d)`` or distance matrix, see :func:`as_distance`.
+        Representation ``(n_samples, d)`` or distance matrix, see :func:`as_distance`; a plain
+        array has its rows in the order of ``metadata.index`` (a square array is read as a
+        distance matrix: pass ``as_distance(array, index=..., is_distance=False)`` for a square
+        representation).
     metadata
         DataFrame indexed by sample id holding every key.
     classification_keys, regression_keys, ordinal_keys
@@ -384,18 +525,23 @@ def spare_scores(
         Biological-sample column for replicate robustness.
     k, metric
         See :func:`information_retention`.
+    trajectory_graph
+        ``graph`` of :func:`trajectory_conservation` (``"all"`` = patpy's choice).
 
     Returns
     -------
-    Series with ``retention``, ``batch_mixing``, ``trajectory``, ``replicate_robustness`` (those
-    requested), ``total``, and one ``"retention:<key>"`` / ``"batch_mixing:<key>"`` per key.
+    Series with ``retention``, ``batch_mixing``, ``trajectory``, ``trajectory_signed``,
+    ``replicate_robustness`` (those requested), ``total``, ``total_renormalised``, and one
+    ``"retention:<key>"`` / ``"batch_mixing:<key>"`` per key.
 
     Raises
     ------
+    KeyError
+        If a key is not a metadata column.
     ValueError
         If no component is requested; otherwise as the individual metrics.
     """
-    D = as_distance(data, metric)
+    D = _distance_for(data, metadata.index.astype(str), metric)
     out: dict[str, float] = {}
     ret = {}
     for keys, kind in (
@@ -413,7 +559,11 @@ def spare_scores(
     if trajectory_key is not None:
         if trajectory_key not in metadata.columns:
             raise KeyError(f"trajectory_key={trajectory_key!r} is not a metadata column.")
-        out["trajectory"] = trajectory_conservation(D, metadata[trajectory_key])
+        signed = trajectory_conservation(
+            D, metadata[trajectory_key], graph=trajectory_graph, signed=True
+        )
+        out["trajectory"] = float(np.clip(signed, 0.0, 1.0))
+        out["trajectory_signed"] = signed
     if replicate_key is not None:
         if replicate_key not in metadata.columns:
             raise KeyError(f"replicate_key={replicate_key!r} is not a metadata column.")
@@ -422,7 +572,12 @@ def spare_scores(
     if not parts and not out:
         raise ValueError("Request at least one SPARE component (keys or trajectory_key).")
     if parts:
-        out["total"] = sum(out[c] * w for c, w in parts.items()) / sum(parts.values())
+        out["total"] = (
+            sum(out[c] * w for c, w in parts.items()) / sum(_WEIGHTS.values())
+            if len(parts) == len(_WEIGHTS)
+            else np.nan
+        )
+        out["total_renormalised"] = sum(out[c] * w for c, w in parts.items()) / sum(parts.values())
     out.update({f"retention:{key}": v for key, v in ret.items()})
     out.update({f"batch_mixing:{key}": v for key, v in mix.items()})
     return pd.Series(out, dtype=np.float64)
