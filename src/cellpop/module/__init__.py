@@ -1,7 +1,8 @@
 """Torch modules (scvi-tools ``BaseModuleClass``), one per model."""
 
+from ._population_jepa import PopulationJEPAModule
 from ._sampleclr import SampleCLRModule
 from ._scjepa import ScJEPAModule
 from ._scproto import ScProtoModule
 
-__all__ = ["SampleCLRModule", "ScJEPAModule", "ScProtoModule"]
+__all__ = ["PopulationJEPAModule", "SampleCLRModule", "ScJEPAModule", "ScProtoModule"]
