@@ -139,25 +139,26 @@ def test_masked_mean_and_compact_sets():
 # ----------------------------------------------------------------------------- pointer tokens
 
 
-def _rank2_set(seed: int = 0):
-    """8 elements mean + a u + b v with a = ±2, b = ±1 orthogonal patterns."""
+def _rank2_set(seed: int = 0, d: int = 6):
+    """8 elements mean + a u + b v with a = ±2, b = ±1 orthogonal patterns, in R^d."""
     gen = torch.Generator().manual_seed(seed)
-    basis, _ = torch.linalg.qr(torch.randn(6, 2, generator=gen))
+    basis, _ = torch.linalg.qr(torch.randn(d, 2, generator=gen))
     u, v = basis[:, 0], basis[:, 1]
     a = torch.tensor([2.0, -2, 2, -2, 2, -2, 2, -2])
     b = torch.tensor([1.0, 1, -1, -1, 1, 1, -1, -1])
-    mean = torch.randn(6, generator=gen) * 5
+    mean = torch.randn(d, generator=gen) * 5
     return mean + a[:, None] * u + b[:, None] * v, u, v, b
 
 
-def test_pointer_tokens_remove_leading_component_of_rank2_set():
-    x, u, v, b = _rank2_set()
+@pytest.mark.parametrize("d", [6, 20])  # covariance route (d <= n) and Gram route (d > n)
+def test_pointer_tokens_remove_leading_component_of_rank2_set(d):
+    x, u, v, b = _rank2_set(d=d)
     target = torch.tensor([True] * 4 + [False] * 4)
     ptr, k = pointer_tokens_pca(x, None, target, var_removed=0.7)
     # target variance: 16 along u (80 %), 4 along v -> removing u suffices
     assert int(k) == 1
     torch.testing.assert_close(ptr[:4], b[:4, None] * v, atol=1e-4, rtol=1e-4)
-    assert torch.equal(ptr[4:], torch.zeros(4, 6))
+    assert torch.equal(ptr[4:], torch.zeros(4, d))
     xc = x[:4] - x.mean(0)
     removed = 1 - ptr[:4].square().sum() / xc.square().sum()
     assert removed.item() == pytest.approx(0.8, abs=1e-4)
@@ -167,6 +168,24 @@ def test_pointer_tokens_remove_leading_component_of_rank2_set():
     ptr0, k0 = pointer_tokens_pca(x, None, target, var_removed=0.0)
     assert int(k0) == 0
     torch.testing.assert_close(ptr0[:4], xc, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(30, 10), (10, 30)])
+def test_pointer_tokens_match_numpy_svd_reference(shape):
+    np = pytest.importorskip("numpy")
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(*shape, generator=gen, dtype=torch.float64) * torch.linspace(3, 0.1, shape[1])
+    target = torch.rand(shape[0], generator=gen) < 0.3
+    ptr, k = pointer_tokens_pca(x, None, target, var_removed=0.7)
+    xn = x.numpy()
+    xc = xn - xn.mean(0)
+    _, _, vt = np.linalg.svd(xc, full_matrices=False)
+    t = xc[target.numpy()]
+    frac = np.cumsum(((t @ vt.T) ** 2).sum(0)) / (t**2).sum()
+    k_ref = int(np.searchsorted(frac, 0.7) + 1)  # first component count reaching 70 %
+    assert int(k) == k_ref
+    ref = t - (t @ vt[:k_ref].T) @ vt[:k_ref]
+    np.testing.assert_allclose(ptr[target].numpy(), ref, atol=1e-8)
 
 
 def test_pointer_tokens_batched_with_padding():
@@ -244,6 +263,7 @@ def test_module_teacher_gets_no_gradient_and_tracks_student():
     assert all(p.grad is None for p in m.teacher_encoder.parameters())
     assert all(p.grad is not None for p in m.encoder.parameters())
     assert m.pointer_mlp[0].weight.grad is not None
+    assert m.dataset_tokens.weight.grad[0].abs().sum() > 0  # code 0 is used by the batch
     m.train()
     assert m.teacher_encoder.training is False
     with torch.no_grad():

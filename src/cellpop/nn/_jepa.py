@@ -191,6 +191,25 @@ def compact_sets(
     return new_mask, out
 
 
+def _principal_axes(xf: torch.Tensor) -> torch.Tensor:
+    """Principal axes ``(B, d, r)`` of centred sets ``xf`` ``(B, n, d)``, ``r = min(n, d)``.
+
+    Eigen-decomposition of the smaller of the covariance ``xf^T xf`` (d x d) and the Gram matrix
+    ``xf xf^T`` (n x n) (much faster than a batched SVD on CPU); axes of zero variance in the
+    Gram route are returned as zero vectors.
+    """
+    n, d = xf.shape[-2:]
+    if d <= n:
+        _, vecs = torch.linalg.eigh(xf.transpose(-1, -2) @ xf)
+        return vecs.flip(-1)
+    evals, u = torch.linalg.eigh(xf @ xf.transpose(-1, -2))
+    evals, u = evals.flip(-1), u.flip(-1)
+    tol = evals[..., :1].clamp_min(0) * (n * torch.finfo(xf.dtype).eps)
+    ok = evals > tol
+    sv = torch.where(ok, evals, torch.ones_like(evals)).sqrt()
+    return (xf.transpose(-1, -2) @ u) / sv[..., None, :] * ok[..., None, :]
+
+
 @torch.no_grad()
 def pointer_tokens_pca(
     x: torch.Tensor,
@@ -249,22 +268,22 @@ def pointer_tokens_pca(
         target_mask = fit_mask
     _check_mask(target_mask, (b, n), "target_mask")
 
-    xf = x.float()
+    xf = x.to(torch.float64)  # float64: the covariance squares the condition number
     fit = fit_mask.to(xf.dtype)[..., None]
     tgt = target_mask.to(xf.dtype)[..., None]
     mean = (xf * fit).sum(1, keepdim=True) / fit.sum(1, keepdim=True).clamp_min(1.0)
     xc = (xf - mean) * (fit + tgt).clamp_max(1.0)  # padding -> 0
-    _, _, vh = torch.linalg.svd(xc * fit, full_matrices=False)  # (B, r, d), r = min(n, d)
-    coords = xc @ vh.transpose(-1, -2)  # (B, n, r) coordinates on the components
+    vecs = _principal_axes(xc * fit)  # (B, d, r), columns by decreasing fitted variance
+    coords = xc @ vecs  # (B, n, r) coordinates on the components
     comp_var = (coords.square() * tgt).sum(1)  # (B, r) target variance along each component
     total = (xc.square() * tgt).sum((1, 2))  # (B,) includes any part outside the fitted span
     cum = comp_var.cumsum(-1)
-    need = var_removed * total * (1.0 - 1e-6)
-    r = vh.shape[1]
+    need = var_removed * total * (1.0 - 1e-9)
+    r = vecs.shape[-1]
     n_removed = ((cum < need[:, None]).sum(-1) + 1).clamp_max(r)
     n_removed = torch.where(need > 0, n_removed, torch.zeros_like(n_removed))
     drop = torch.arange(r, device=x.device)[None, :] < n_removed[:, None]  # (B, r)
-    pointers = (xc - (coords * drop[:, None, :]) @ vh) * tgt
+    pointers = (xc - (coords * drop[:, None, :]) @ vecs.transpose(-1, -2)) * tgt
     pointers = pointers.to(x.dtype)
     if single:
         return pointers[0], n_removed[0]
