@@ -89,7 +89,7 @@ def masked_vicreg_variance(
         rows = z.reshape(-1, z.shape[-1])
     if rows.shape[0] < 2:
         return z.sum() * 0.0
-    var = rows.var(dim=0)
+    var = rows.float().var(dim=0)  # fp32 under autocast
     spread = torch.sqrt(var + eps) if statistic == "std" else var
     return torch.relu(gamma - spread).mean()
 
@@ -129,7 +129,7 @@ def jepa_l1_loss(
         raise ValueError(
             f"prediction {tuple(prediction.shape)} and target {tuple(target.shape)} differ."
         )
-    target = target.detach()
+    prediction, target = prediction.float(), target.detach().float()  # fp32 under autocast
     if normalize_target:
         target = F.layer_norm(target, target.shape[-1:])
     err = (prediction - target).abs()
