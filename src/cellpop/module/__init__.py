@@ -1,8 +1,15 @@
 """Torch modules (scvi-tools ``BaseModuleClass``), one per model."""
 
+from ._population_jepa import PopulationJEPAModule
 from ._sampleclr import SampleCLRModule
 from ._scjepa import ScJEPAModule
 from ._scjepa_classifier import ScJEPAClassifierModule
 from ._scproto import ScProtoModule
 
-__all__ = ["SampleCLRModule", "ScJEPAClassifierModule", "ScJEPAModule", "ScProtoModule"]
+__all__ = [
+    "PopulationJEPAModule",
+    "SampleCLRModule",
+    "ScJEPAClassifierModule",
+    "ScJEPAModule",
+    "ScProtoModule",
+]

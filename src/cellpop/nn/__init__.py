@@ -1,8 +1,18 @@
 """Shared neural-network building blocks and losses."""
 
 from ._contrastive import head_diversity_penalty, xsample_contrastive_loss
+from ._jepa import (
+    compact_sets,
+    ema_momentum,
+    ema_update_,
+    jepa_l1_loss,
+    masked_mean,
+    masked_vicreg_variance,
+    pointer_tokens_pca,
+)
 from ._pooling import CellImportancePooling
 from ._residual_mlp import ResidualMLP
+from ._set_transformer import SetAttention, SetTransformer, SetTransformerBlock
 from ._sigreg import SIGReg, epps_pulley, random_directions, sigreg, vicreg_variance
 from ._swav import (
     cosine_scores,
@@ -16,10 +26,20 @@ __all__ = [
     "CellImportancePooling",
     "ResidualMLP",
     "SIGReg",
+    "SetAttention",
+    "SetTransformer",
+    "SetTransformerBlock",
+    "compact_sets",
     "cosine_scores",
+    "ema_momentum",
+    "ema_update_",
     "epps_pulley",
     "grouped_mean",
     "head_diversity_penalty",
+    "jepa_l1_loss",
+    "masked_mean",
+    "masked_vicreg_variance",
+    "pointer_tokens_pca",
     "propagation_loss",
     "random_directions",
     "sigreg",
