@@ -9,6 +9,7 @@ seeded determinism -> the user's AnnData unchanged -> input formats -> bad input
 from __future__ import annotations
 
 import hashlib
+import inspect
 import pickle
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ import pytest
 import scvi
 from scipy import sparse
 
-from cellpop.model import SampleCLR, ScJEPA, ScProto
+from cellpop.model import PopulationJEPA, SampleCLR, ScJEPA, ScProto
 from cellpop.train import ModeProbe
 
 
@@ -43,12 +44,15 @@ class Case:
         return self.setup.get("obsm_key") is None
 
 
+POPJ = dict(d_model=16, n_heads=2, n_layers=1, predictor_layers=1)
 CELL = dict(sample_key="donor", batch_key="batch", labels_key="ct", layer="counts")
 CASES = [
     Case(SampleCLR, dict(sample_key="donor", obsm_key="X_pca"), {}, dict(n_cells=(20, 40)), "embedding_std_train"),
     Case(SampleCLR, dict(sample_key="donor", layer="lognorm"), {}, dict(n_cells=(20, 40)), "embedding_std_train"),
     Case(ScJEPA, CELL, dict(n_hidden=(32, 16), n_latent=8, n_projection=8, num_directions=16), dict(batch_size=64), "sigreg_loss_train"),
     Case(ScProto, CELL, dict(n_prototypes=8, n_neighbors=10, n_pcs=10), dict(batch_size=64), "latent_std_train"),
+    Case(PopulationJEPA, dict(sample_key="donor", obsm_key="X_pca"), POPJ, dict(datasplitter_kwargs={"n_cells": (16, 24)}), "context_std_train"),
+    Case(PopulationJEPA, dict(sample_key="donor", layer="lognorm", dataset_key="batch"), POPJ, dict(datasplitter_kwargs={"n_cells": (16, 24)}), "population_std_train"),
 ]  # fmt: skip
 IDS = [c.id for c in CASES]
 TRAIN = dict(max_epochs=2, enable_progress_bar=False)
@@ -272,7 +276,7 @@ def test_bad_inputs(case):
             case.cls.setup_anndata(b, **case.setup)
     with pytest.raises(KeyError, match="nope"):
         case.cls.setup_anndata(a, **{**case.setup, "sample_key": "nope"})
-    if case.genes and case.cls is not SampleCLR:
+    if "obsm_key" not in inspect.signature(case.cls.setup_anndata).parameters:
         with pytest.raises(TypeError, match="obsm_key"):
             case.cls.setup_anndata(a, **case.setup, obsm_key="X_pca")
     if "batch_key" in case.setup:  # an unused category is ignored, not an error

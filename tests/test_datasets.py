@@ -28,6 +28,7 @@ def needs_data(test):
     """Mark a test ``realdata`` and skip it without ``$CELLPOP_DATA_DIR``."""
     return pytest.mark.realdata(_skip_without_data(test))
 
+
 CONVENTION_OBS = ["donor_id", "sample_id", "cell_type", "cell_type_ontology_term_id"]
 
 

@@ -201,6 +201,31 @@ def split_samples(
     return np.sort(train).astype(np.int64), np.sort(val).astype(np.int64)
 
 
+def split_target(mask: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
+    """Mark a random ``fraction`` of each set's real cells as target (the rest is context).
+
+    Parameters
+    ----------
+    mask
+        ``(B, n)`` bool, ``True`` for real cells.
+    fraction
+        Target share (SC-JEPA §3: 0.2, a 20:80 target:context split).
+    generator
+        Seeded generator on ``mask``'s device.
+
+    Returns
+    -------
+    ``(B, n)`` bool: ``round(fraction * n_real)`` target cells per set (at least 1 and at most
+    ``n_real - 1``), never padding.
+    """
+    keys = torch.rand(mask.shape, generator=generator, device=mask.device)
+    keys = keys.masked_fill(~mask, 2.0)
+    rank = keys.argsort(dim=1).argsort(dim=1)
+    n_real = mask.sum(1, keepdim=True)
+    n_target = (n_real * fraction).round().clamp(min=1).minimum((n_real - 1).clamp(min=1))
+    return (rank < n_target) & mask
+
+
 class _SetBatches:
     """Iterable over one epoch of set batches (created per epoch by the data module)."""
 
@@ -253,11 +278,11 @@ class _SetBatches:
             x, m, _ = sets.draw(np.tile(chunk, v), n, gen, dm.small_sample)
             b = len(chunk)
             chunk_t = torch.as_tensor(chunk, device=sets.device)
-            batch = {
-                "x": x.view(v, b, n, -1),
-                "mask": m.view(v, b, n),
-                "sample": chunk_t,
-            }
+            if dm.views == "context_target":
+                batch = {"x": x, "mask": m, "sample": chunk_t}
+                batch["target"] = split_target(m, dm.target_fraction, gen)
+            else:
+                batch = {"x": x.view(v, b, n, -1), "mask": m.view(v, b, n), "sample": chunk_t}
             for key, tensor in dm.sample_targets.items():
                 batch[key] = tensor[chunk_t]
             yield batch
@@ -282,7 +307,14 @@ class SampleSetDataModule(LightningDataModule):
     n_cells
         ``(min, max)`` cells per set, inclusive (SampleCLR App. A: 1000-2000).
     n_views
-        Views per sample per step (2 for contrastive training).
+        Views per sample per step (2 for contrastive training) with ``views="independent"``.
+    views
+        View strategy: ``"independent"`` (``n_views`` independent subsets per sample, batch
+        ``x`` ``(V, B, n, d)``) or ``"context_target"`` (one subset per sample split into
+        disjoint target and context parts, batch ``x`` ``(B, n, d)``, ``mask`` ``(B, n)`` and
+        ``target`` ``(B, n)`` bool, see :func:`split_target`).
+    target_fraction
+        Target share of ``"context_target"`` views (SC-JEPA §3: 0.2).
     small_sample
         How samples with fewer than ``n`` cells are handled: ``"replace"`` or ``"mask"``.
     sample_targets
@@ -313,6 +345,8 @@ class SampleSetDataModule(LightningDataModule):
         batch_size: int = 32,
         n_cells: tuple[int, int] = (1000, 2000),
         n_views: int = 2,
+        views: Literal["independent", "context_target"] = "independent",
+        target_fraction: float = 0.2,
         small_sample: SmallSample = "replace",
         sample_targets: dict[str, torch.Tensor] | None = None,
         load_to_device: bool | Literal["auto"] = "auto",
@@ -329,7 +363,13 @@ class SampleSetDataModule(LightningDataModule):
         self.validation_samples = np.asarray(validation_samples, dtype=np.int64)
         self.batch_size = max(2, min(int(batch_size), len(self.train_samples)))
         self.n_cells = (int(n_cells[0]), int(n_cells[1]))
-        self.n_views = n_views
+        if views not in ("independent", "context_target"):
+            raise ValueError(f"views must be 'independent' or 'context_target', got {views!r}")
+        if not 0.0 < target_fraction < 1.0:
+            raise ValueError(f"target_fraction must be in (0, 1), got {target_fraction}")
+        self.views = views
+        self.target_fraction = float(target_fraction)
+        self.n_views = 1 if views == "context_target" else n_views
         self.small_sample = small_sample
         self.sample_targets = dict(sample_targets or {})
         self.load_to_device = load_to_device

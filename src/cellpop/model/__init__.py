@@ -1,7 +1,8 @@
 """scvi-tools model classes, one per method."""
 
+from ._population_jepa import PopulationJEPA
 from ._sampleclr import SampleCLR
 from ._scjepa import ScJEPA
 from ._scproto import ScProto
 
-__all__ = ["SampleCLR", "ScJEPA", "ScProto"]
+__all__ = ["PopulationJEPA", "SampleCLR", "ScJEPA", "ScProto"]

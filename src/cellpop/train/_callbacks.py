@@ -4,36 +4,14 @@ from __future__ import annotations
 
 from lightning.pytorch.callbacks import Callback
 
-
-def ema_momentum(step: int, total_steps: int, start: float = 0.996, end: float = 1.0) -> float:
-    """EMA-teacher momentum at optimiser ``step``: linear from ``start`` to ``end``.
-
-    I-JEPA's schedule (METHODS.md, "EMA teacher"): 0.996 at the first step, 1.0 at the last.
-
-    Parameters
-    ----------
-    step
-        Optimiser steps taken so far (0-based).
-    total_steps
-        Steps in the whole run (``max_epochs x steps per epoch``).
-    start, end
-        Momentum at the first and the last step.
-
-    Returns
-    -------
-    Momentum in ``[start, end]``.
-    """
-    if total_steps <= 1:
-        return end
-    frac = min(1.0, max(0.0, step / (total_steps - 1)))
-    return start + (end - start) * frac
+from cellpop.nn import ema_momentum
 
 
 class EMATeacher(Callback):
     """Update the module's EMA teacher after every optimiser step.
 
     The module must define ``update_teacher(momentum: float)`` (teacher ← m·teacher +
-    (1 − m)·student, no gradients). The momentum follows :func:`ema_momentum` over the run's
+    (1 − m)·student, no gradients). The momentum follows :func:`cellpop.nn.ema_momentum` (linear) over the run's
     ``trainer.estimated_stepping_batches``; it is logged as ``ema_momentum`` (per epoch).
 
     Parameters
@@ -50,7 +28,7 @@ class EMATeacher(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         """EMA update with the scheduled momentum."""
         total = int(trainer.estimated_stepping_batches)
-        self.momentum = ema_momentum(trainer.global_step - 1, total, self.start, self.end)
+        self.momentum = ema_momentum(trainer.global_step, total, self.start, self.end)
         pl_module.module.update_teacher(self.momentum)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:

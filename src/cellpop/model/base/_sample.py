@@ -103,6 +103,7 @@ class SampleModel(CellpopModel):
         sample_targets: dict[str, torch.Tensor] | None = None,
         group_by_batch: bool = True,
         stratify: np.ndarray | None = None,
+        **views,
     ) -> SampleSetDataModule:
         """The sample-set data module of the training AnnData (split stored on the model)."""
         sets, codes, names = self._sample_sets(self.adata_manager)
@@ -112,8 +113,42 @@ class SampleModel(CellpopModel):
         return SampleSetDataModule(
             sets, train_s, val_s, batch_size=batch_size, n_cells=tuple(n_cells), n_views=n_views,
             small_sample=small_sample, sample_targets=sample_targets,
-            load_to_device=load_to_device, seed=seed(),
+            load_to_device=load_to_device, seed=seed(), **views,
         )  # fmt: skip
+
+    def _all_cell_sets(
+        self, codes: np.ndarray, n_samples: int, set_size: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every cell of every sample in sets of at most ``set_size`` (seeded, deterministic).
+
+        Each sample's cells are shuffled with ``scvi.settings.seed`` and split into
+        ``ceil(n / set_size)`` sets of near-equal size.
+
+        Returns
+        -------
+        cells
+            int64 ``(n_sets, L)`` cell rows (padding repeats a real cell).
+        mask
+            bool ``(n_sets, L)``, ``True`` for real cells.
+        owner
+            int64 ``(n_sets,)`` sample code of each set.
+        """
+        rng = np.random.default_rng(seed())
+        order = np.argsort(codes, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=n_samples))])
+        groups, owner = [], []
+        for s in range(n_samples):
+            cells = rng.permutation(order[bounds[s] : bounds[s + 1]])
+            parts = np.array_split(cells, max(1, -(-len(cells) // set_size)))
+            groups.extend(parts)
+            owner.extend([s] * len(parts))
+        width = max(len(g) for g in groups)
+        out = np.zeros((len(groups), width), dtype=np.int64)
+        mask = np.zeros((len(groups), width), dtype=bool)
+        for i, g in enumerate(groups):
+            out[i, : len(g)], out[i, len(g) :] = g, g[0]
+            mask[i, : len(g)] = True
+        return out, mask, np.asarray(owner, dtype=np.int64)
 
     def _fixed_sets(
         self,
