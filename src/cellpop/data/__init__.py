@@ -10,7 +10,7 @@ from ._cell_loader import (
 )
 from ._genes import MAX_MISSING_GENE_FRACTION, align_columns, gene_positions
 from ._inference_cells import component_quotas, eigenvector_centrality, inference_cells
-from ._sample_sets import SampleSetDataModule, SampleSets, split_samples
+from ._sample_sets import SampleSetDataModule, SampleSets, split_samples, split_target
 from ._samples import per_sample_mean, sample_codes
 from ._validation import (
     check_categorical_obs,
@@ -46,4 +46,5 @@ __all__ = [
     "sample_codes",
     "split_cells",
     "split_samples",
+    "split_target",
 ]
