@@ -114,6 +114,14 @@ def test_prior_similarity_and_supervised_kinds(sample_adata):
     assert model.prior_similarity_ is prior
     with pytest.raises(ValueError, match="lacks"):
         model.train(prior_similarity=prior.iloc[:3, :3], **FAST)
+    # the prior reaches the loss: same seed, uniform prior vs none -> other contrastive losses
+    losses = []
+    for p in (None, pd.DataFrame(1.0, index=names, columns=names)):
+        scvi.settings.seed = 0
+        m = _setup(sample_adata.copy())
+        m.train(prior_similarity=p, **FAST)
+        losses.append(m.history["contrastive_loss_train"].to_numpy(dtype=float).ravel())
+    assert np.abs(losses[0] - losses[1]).max() > 1e-3
 
 
 def test_missing_supervised_labels_are_masked(sample_adata):

@@ -140,6 +140,31 @@ def test_metacells_valid_for_dotplot(trained):
     assert "majority_label" in mc.obs and "X_scproto" not in adata.obsm
 
 
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect (issue 8, ScProto metacells): with cvae_weight 0.01 the decoder stays "
+    "near the mean profile (~250 CP10k for every gene at 6-60 epochs), so metacells do not carry "
+    "their type's markers yet",
+)
+def test_metacells_carry_type_markers(trained):
+    adata, _, model = trained
+    mc = model.get_metacells()
+    # the synthetic markers (type A: g0-g1, B: g2-g3, C: g4-g5) peak in their type's metacells
+    markers = {"A": ["g0", "g1"], "B": ["g2", "g3"], "C": ["g4", "g5"]}
+    pure = mc[(mc.obs["purity"] > 0.8).to_numpy()]
+    assert pure.n_obs >= 3
+    for label in pure.obs["majority_label"].astype(str):
+        row = pure[pure.obs["majority_label"] == label].X.mean(0)
+        own = row[[mc.var_names.get_loc(g) for g in markers[label]]].mean()
+        others = [
+            row[[mc.var_names.get_loc(g) for g in gs]].mean()
+            for t, gs in markers.items()
+            if t != label
+        ]
+        assert own > 2 * max(others), (label, own, others)
+
+
 def test_sample_representation(trained):
     adata, _, model = trained
     occ = model.get_sample_representation()
@@ -151,6 +176,13 @@ def test_sample_representation(trained):
     del adata.uns["X_occ"]
     with pytest.raises(ValueError, match="kind"):
         model.get_sample_representation(kind="bogus")
+    # occupancy = CLR of (cells of each donor per prototype + 0.5), recomputed by hand
+    assign = model.get_prototype_assignment()
+    counts = pd.crosstab(adata.obs["donor"].to_numpy(), assign).reindex(
+        index=occ.index, columns=range(9), fill_value=0
+    )
+    logp = np.log(counts.to_numpy() + 0.5)
+    np.testing.assert_allclose(occ.to_numpy(), logp - logp.mean(1, keepdims=True), atol=1e-9)
 
 
 def test_save_load_roundtrip(trained, tmp_path):
