@@ -1,6 +1,7 @@
 """Shared neural-network building blocks and losses."""
 
 from ._contrastive import head_diversity_penalty, xsample_contrastive_loss
+from ._monitor import embedding_std
 from ._pooling import CellImportancePooling
 from ._residual_mlp import ResidualMLP
 from ._sigreg import SIGReg, epps_pulley, random_directions, sigreg, vicreg_variance
@@ -17,6 +18,7 @@ __all__ = [
     "ResidualMLP",
     "SIGReg",
     "cosine_scores",
+    "embedding_std",
     "epps_pulley",
     "grouped_mean",
     "head_diversity_penalty",
