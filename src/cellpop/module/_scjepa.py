@@ -36,8 +36,8 @@ def _projector(n_latent: int, n_projection: int) -> nn.Sequential:
     removes the offset common to all cells and rescales the between-cell spread of the latent,
     so the projection's spread does not follow the latent's scale down and SIGReg's gradient,
     divided by the batch std on its way back, does not vanish when that spread is small. A
-    LayerNorm here (per cell, across features) cannot do this and the projection collapses in
-    the first training steps (``docs/scjepa.md``, issue 8).
+    LayerNorm here (per cell, across features) cannot do this: with it the projection collapsed
+    within the first training steps on Kang (issue 8; ``tests/test_scjepa_collapse.py``).
     """
     return nn.Sequential(
         nn.Linear(n_latent, n_projection),
