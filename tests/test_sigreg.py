@@ -79,3 +79,59 @@ def test_vicreg_variance_hand_case():
     assert vicreg_variance(z, gamma=2.0).item() == pytest.approx(
         ((2 - math.sqrt(2 + 1e-4)) + (2 - 0.01)) / 2, abs=1e-6
     )
+
+
+# Closed forms over the whole real line, with w(t) = φ(t) = exp(−t²/2) (∫ exp(−a t²) = √(π/a)):
+# point mass at c:   T/N = √(2π) + √(2π/3) − 2√π·exp(−c²/4)
+# N(0, s²), N → ∞:   T/N = √(2π)·[(1 + 2s²)^(−1/2) − 2(2 + s²)^(−1/2) + 3^(−1/2)]
+# N(0, 1) sample:    E[T] = ∫ (1 − φ(t)²) w(t) dt = √(2π) − √(2π/3) ≈ 1.0594 (any N)
+# The quadrature stops at |t| = 3, which drops ≈ 2·∫_3^∞ exp(−t²/2) dt = 0.0068 of the
+# point-mass integrals (1.7% at c = 0) and much less of the others.
+_SQ2PI = math.sqrt(2 * math.pi)
+
+
+def _point_mass(c):
+    return _SQ2PI + math.sqrt(2 * math.pi / 3) - 2 * math.sqrt(math.pi) * math.exp(-c * c / 4)
+
+
+def _gauss_spread(s):
+    return _SQ2PI * ((1 + 2 * s * s) ** -0.5 - 2 * (2 + s * s) ** -0.5 + 3**-0.5)
+
+
+@pytest.mark.parametrize("n", [256, 1024])
+def test_sigreg_constant_embedding_closed_form(n):
+    z = torch.zeros(n, 64, dtype=torch.float64)
+    got = sigreg(z, 32, step=0).item()
+    assert _point_mass(0.0) == pytest.approx(0.40888, abs=1e-4)
+    assert got == pytest.approx(n * _point_mass(0.0), rel=0.02)  # 103.0 vs 104.7 at N = 256
+    # the same value with the truncated integral computed independently by scipy
+    from scipy.integrate import quad
+
+    trunc = quad(lambda t: (1 - math.exp(-t * t / 2)) ** 2 * math.exp(-t * t / 2), -3, 3)[0]
+    assert got == pytest.approx(n * trunc, rel=2e-3)
+    # a point mass away from 0 scores higher: (c = 1) 1.1928·N
+    u = torch.full((n, 1), 1.0, dtype=torch.float64)
+    ep = sigreg(u, directions=torch.ones(1, 1, dtype=torch.float64)).item()
+    assert ep == pytest.approx(n * _point_mass(1.0), rel=0.01)
+
+
+def test_sigreg_standard_normal_and_spread_closed_form():
+    g = torch.Generator().manual_seed(0)
+    # E[T] for N(0, 1) samples: 20 batches of 512 × 8 independent coordinates
+    vals = [
+        sigreg(torch.randn(512, 8, generator=g, dtype=torch.float64), 8, step=s).item()
+        for s in range(20)
+    ]
+    assert np.mean(vals) == pytest.approx(_SQ2PI - math.sqrt(2 * math.pi / 3), rel=0.08)
+    # N(0, s²) with many samples: T/N follows the spread formula; near s = 0 it is
+    # 0.4089 − 1.62 s², so SIGReg's pull on the spread (dT/ds = −3.24·N·s) vanishes with it
+    n = 200_000
+    x = torch.randn(n, 1, generator=g, dtype=torch.float64)
+    one = torch.ones(1, 1, dtype=torch.float64)
+    for s in (0.05, 0.3, 0.6):
+        got = sigreg(s * x, directions=one).item() / n
+        assert got == pytest.approx(_gauss_spread(s), rel=0.02, abs=2e-4)
+    assert (_gauss_spread(1e-3) - _gauss_spread(0.0)) / 1e-6 == pytest.approx(
+        _SQ2PI * (2**-1.5 - 1), rel=1e-3
+    )
+    assert _gauss_spread(0.05) > 0.99 * _gauss_spread(0.0)  # the collapse floor of the tests

@@ -13,7 +13,7 @@ from scvi import REGISTRY_KEYS
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 
-from cellpop.nn import sigreg
+from cellpop.nn import embedding_std, sigreg
 
 __all__ = ["ScJEPAModule"]
 
@@ -27,6 +27,24 @@ def _mlp(sizes: Sequence[int], last_activation: bool) -> nn.Sequential:
         if i < len(sizes) - 2 or last_activation:
             layers += [nn.LayerNorm(b), nn.ReLU()]
     return nn.Sequential(*layers)
+
+
+def _projector(n_latent: int, n_projection: int) -> nn.Sequential:
+    """Projection head Linear–BatchNorm1d–ReLU–Linear (LeJEPA reference projector).
+
+    The batch normalisation (over cells, per feature) is what keeps SIGReg effective: it
+    removes the offset common to all cells and rescales the between-cell spread of the latent,
+    so the projection's spread does not follow the latent's scale down and SIGReg's gradient,
+    divided by the batch std on its way back, does not vanish when that spread is small. A
+    LayerNorm here (per cell, across features) cannot do this: with it the projection collapsed
+    within the first training steps on Kang (issue 8; ``tests/test_scjepa_collapse.py``).
+    """
+    return nn.Sequential(
+        nn.Linear(n_latent, n_projection),
+        nn.BatchNorm1d(n_projection),
+        nn.ReLU(),
+        nn.Linear(n_projection, n_projection),
+    )
 
 
 class ScJEPAModule(BaseModuleClass):
@@ -43,7 +61,9 @@ class ScJEPAModule(BaseModuleClass):
     n_projection
         Projection-head size (paper: 64). The similarity and SIGReg losses act on the
         projections (as in LeJEPA); the decoder and ``get_latent_representation`` use the
-        latent.
+        latent. The head is Linear–BatchNorm1d–ReLU–Linear, as the LeJEPA reference
+        projector (the scJEPA paper does not describe it); batch statistics are taken over
+        all V + 1 views of the minibatch together.
     n_views
         Number V of masked local views (paper §2.2: 8).
     mask_prob
@@ -85,7 +105,7 @@ class ScJEPAModule(BaseModuleClass):
         self.normalize_counts, self.library_size = normalize_counts, library_size
         hidden = list(n_hidden)
         self.encoder = _mlp([n_input, *hidden, n_latent], last_activation=False)
-        self.projector = _mlp([n_latent, n_projection, n_projection], last_activation=False)
+        self.projector = _projector(n_latent, n_projection)
         self.decoder = _mlp([n_latent, *hidden[::-1], n_input], last_activation=False)
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
@@ -121,7 +141,28 @@ class ScJEPAModule(BaseModuleClass):
         else:
             xin = x
         z = self.encoder(xin)
-        return {"x": x, "z": z, "h": self.projector(z)}
+        return {"x": x, "z": z, "h": self._project(z, batch_stats=True)}
+
+    def _project(self, z: torch.Tensor, batch_stats: bool) -> torch.Tensor:
+        """Projection head, rows (R, K) -> (R, n_projection).
+
+        ``batch_stats=True`` normalises with the statistics of these rows, in training and in
+        evaluation alike (the loss, SIGReg included, is a statistic of the minibatch), and
+        updates the running statistics only in training mode. ``batch_stats=False``, or a
+        single row, uses the running statistics.
+        """
+        lin1, bn, act, lin2 = self.projector
+        u = lin1(z)
+        if batch_stats and u.shape[0] > 1:
+            if bn.training:
+                u = bn(u)
+            else:
+                u = nn.functional.batch_norm(u, None, None, bn.weight, bn.bias, True, 0.0, bn.eps)
+        else:
+            u = nn.functional.batch_norm(
+                u, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps
+            )
+        return lin2(act(u))
 
     @auto_move_data
     def generative(self, z: torch.Tensor):
@@ -140,11 +181,18 @@ class ScJEPAModule(BaseModuleClass):
         L_sim (eq. 4) sums squared differences over the projection dimensions; L_recon (eq. 8)
         is the per-gene mean squared error (the paper calls it a mean squared error and reports
         it ≈0.1), averaged over cells, for the global view plus the mean over local views.
+
+        ``extra_metrics`` also holds the collapse monitor: ``proj_std`` and ``latent_std``, the
+        median over dimensions of the per-dimension std across the minibatch's cells of the
+        projection (what L_sim and SIGReg act on) and of the latent, computed for each of the
+        V + 1 views and averaged over views (:func:`cellpop.nn.embedding_std`). A collapsed
+        model has both near 0 (≤ 0.005 measured on Kang); SIGReg's target has ``proj_std`` 1.
         """
         x = inference_outputs["x"]
         n = x.shape[0]
         v1 = inference_outputs["z"].shape[0] // n  # V + 1
         h = inference_outputs["h"].reshape(v1, n, -1)
+        z = inference_outputs["z"].reshape(v1, n, -1)
         x_hat = generative_outputs["x_hat"].reshape(v1, n, -1)
         err = ((x_hat - x.unsqueeze(0)) ** 2).mean(dim=-1)  # (V+1, N)
         recon = err[0].mean() + (err[1:].mean() if v1 > 1 else 0.0)
@@ -163,6 +211,8 @@ class ScJEPAModule(BaseModuleClass):
                 "sim_loss": sim.detach(),
                 "sigreg_loss": reg.detach(),
                 "recon_loss": recon.detach(),
+                "proj_std": embedding_std(h),
+                "latent_std": embedding_std(z),
             },
         )
 
@@ -192,9 +242,12 @@ class ScJEPAModule(BaseModuleClass):
 
     @torch.inference_mode()
     def embed(self, x: torch.Tensor, representation: str = "latent") -> torch.Tensor:
-        """Global-view embedding of raw minibatch values: latent (N, K) or projection."""
+        """Global-view embedding of raw minibatch values: latent (N, K) or projection.
+
+        The projection uses the head's running batch-norm statistics, whatever the mode.
+        """
         z = self.encoder(self.preprocess(x))
-        return z if representation == "latent" else self.projector(z)
+        return z if representation == "latent" else self._project(z, batch_stats=False)
 
     @torch.inference_mode()
     def denoise(self, x: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ from ._jepa import (
     masked_vicreg_variance,
     pointer_tokens_pca,
 )
+from ._monitor import embedding_std
 from ._pooling import CellImportancePooling
 from ._residual_mlp import ResidualMLP
 from ._set_transformer import SetAttention, SetTransformer, SetTransformerBlock
@@ -33,6 +34,7 @@ __all__ = [
     "cosine_scores",
     "ema_momentum",
     "ema_update_",
+    "embedding_std",
     "epps_pulley",
     "grouped_mean",
     "head_diversity_penalty",
