@@ -56,6 +56,21 @@ def _emd_pair_rows(signals: np.ndarray, cost: np.ndarray, rows) -> list[np.ndarr
     return out
 
 
+def _graph_rows(block_signals, block_graphs, rows) -> np.ndarray:
+    """Sum over 2-edge-connected blocks of the graph min-cost-flow EMD, rows ``rows``.
+
+    ``(len(rows), n)``; pairs j <= i are 0 and pairs any block's solver gave up on are NaN.
+    """
+    from ._graph_flow import graph_emd_rows
+
+    out = np.zeros((len(rows), len(block_signals[0]) if block_signals else 0))
+    for sig, graph in zip(block_signals, block_graphs, strict=True):
+        part = graph_emd_rows(sig, rows, *graph)
+        part[part < 0] = np.nan
+        out += part
+    return out
+
+
 def _balanced_blocks(n: int, n_blocks: int) -> list[np.ndarray]:
     """Split rows 0..n-2 into contiguous blocks with about equal numbers of pairs j > i."""
     work = np.cumsum(np.arange(n - 1, 0, -1, dtype=np.float64))
@@ -113,6 +128,46 @@ def _validate(compositions, ontology, atol: float):
             "pass proportions, not counts."
         )
     return values / sums[:, None], columns, ontology
+
+
+def _all_pairs(signals: np.ndarray, cost: np.ndarray, n_jobs, dist: np.ndarray) -> None:
+    """Fill the upper triangle of ``dist`` with the exact EMD of every pair of rows."""
+    from joblib import Parallel, delayed, effective_n_jobs
+
+    from . import _graph_flow
+
+    n = len(signals)
+    workers = effective_n_jobs(n_jobs)
+    blocks = [np.arange(n - 1)] if n < 300 or workers == 1 else _balanced_blocks(n, 4 * workers)
+
+    def run(fn, *args):
+        if len(blocks) == 1:
+            return [fn(*args, blocks[0])]
+        return Parallel(n_jobs=workers, backend="loky")(delayed(fn)(*args, b) for b in blocks)
+
+    if _graph_flow.numba is None:  # POT only; terms no sample touches carry no mass
+        keep = signals.max(axis=0) > 0
+        signals = np.ascontiguousarray(signals[:, keep])
+        cost = np.ascontiguousarray(cost[np.ix_(keep, keep)])
+        for rows, res in zip(blocks, run(_emd_pair_rows, signals, cost), strict=True):
+            for i, r in zip(rows, res, strict=True):
+                dist[i, i + 1 :] = r
+        return
+    # the ground cost is the hop metric of the whole pruned graph (hop 1 = is_a edge): solve
+    # min-cost flow on the graph's edges, bridges in closed form, then block by block
+    edges = np.argwhere(np.triu(cost == 1.0))
+    side, parts = _graph_flow.decompose(len(cost), edges)
+    from scipy.spatial.distance import pdist, squareform
+
+    if side.shape[1]:
+        dist += np.triu(squareform(pdist(signals @ side, metric="cityblock")), 1)
+    if parts:
+        block_signals = [np.ascontiguousarray(signals @ r) for r, _ in parts]
+        block_graphs = [g for _, g in parts]
+        for rows, res in zip(blocks, run(_graph_rows, block_signals, block_graphs), strict=True):
+            dist[rows] += res
+    for i, j in np.argwhere(np.isnan(dist)):  # solver gave up (not seen in practice): POT
+        dist[i, j] = _emd_pair_rows(signals[[i, j]], cost, [0])[0][0]
 
 
 def _cache_key(signals: np.ndarray, cost: np.ndarray) -> str:
@@ -185,17 +240,14 @@ def composition_distances(
     which has the same optimum for a metric cost. Timings are in ``docs/ontology.md``.
     """
     values, columns, pruned = _validate(compositions, ontology, atol)
+    idx = pruned.index(columns)
     if propagate:
-        a = pruned.ancestor_matrix()[pruned.index(columns)]
-        signals = values @ a
+        signals = values @ pruned.ancestor_matrix()[idx]
         signals /= signals.sum(axis=1, keepdims=True)
-        cost = pruned.hop_distances()
-    else:
-        signals = values
-        cost = pruned.hop_distances(columns)
-    keep = signals.max(axis=0) > 0  # terms no sample touches cannot carry mass
-    signals = np.ascontiguousarray(signals[:, keep])
-    cost = np.ascontiguousarray(cost[np.ix_(keep, keep)])
+    else:  # mass only on the used terms, transported along the whole pruned graph
+        signals = np.zeros((len(values), len(pruned.terms)))
+        signals[:, idx] = values
+    cost = pruned.hop_distances()
 
     key = None
     if cache is not None:
@@ -209,21 +261,9 @@ def composition_distances(
                     return f["distances"].copy()
 
     n = len(signals)
-    from joblib import Parallel, delayed, effective_n_jobs
-
-    workers = effective_n_jobs(n_jobs)
-    if n < 300 or workers == 1:
-        blocks = [np.arange(n - 1)]
-        results = [_emd_pair_rows(signals, cost, blocks[0])]
-    else:
-        blocks = _balanced_blocks(n, 4 * workers)
-        results = Parallel(n_jobs=workers, backend="loky")(
-            delayed(_emd_pair_rows)(signals, cost, b) for b in blocks
-        )
     dist = np.zeros((n, n))
-    for rows, res in zip(blocks, results, strict=True):
-        for i, r in zip(rows, res, strict=True):
-            dist[i, i + 1 :] = r
+    if n > 1:
+        _all_pairs(signals, cost, n_jobs, dist)
     dist += dist.T
     if cache is not None:
         np.savez(cache, key=np.array(key), distances=dist)
