@@ -143,7 +143,8 @@ def _all_pairs(signals: np.ndarray, cost: np.ndarray, n_jobs, dist: np.ndarray) 
     def run(fn, *args):
         if len(blocks) == 1:
             return [fn(*args, blocks[0])]
-        return Parallel(n_jobs=workers, backend="loky")(delayed(fn)(*args, b) for b in blocks)
+        # joblib's default backend (loky processes) unless a parallel_config says otherwise
+        return Parallel(n_jobs=workers)(delayed(fn)(*args, b) for b in blocks)
 
     if _graph_flow.numba is None:  # POT only; terms no sample touches carry no mass
         keep = signals.max(axis=0) > 0
@@ -209,8 +210,10 @@ def composition_distances(
         propagation. ``False``: transport the compositions themselves over the used terms
         (eq. 1 on the simplex), still with ontology hop distances as the cost.
     n_jobs
-        Worker processes (joblib loky; ``None`` = 1, ``-1`` = all cores). Work is split into
-        row blocks with equal numbers of pairs. Fewer than 300 samples always run in-process.
+        Parallel workers (joblib; ``None`` = 1, ``-1`` = all cores): processes (loky) unless a
+        :func:`joblib.parallel_config` sets another backend. Work is split into row blocks
+        with equal numbers of pairs. Fewer than 300 samples always run in-process. Each new
+        worker process imports cellpop once (a few seconds).
     atol
         Tolerance on ``|row sum - 1|``; default ``1e-5`` (accepts float32 proportions).
     cache
