@@ -247,6 +247,22 @@ def test_emd_matches_pot_on_random_compositions(toy, monkeypatch):
         monkeypatch.undo()
 
 
+def test_emd_solver_give_up_is_resolved_with_pot(toy, monkeypatch):
+    cols = [T, B, BM]
+    pr = toy.prune(cols)
+    comp = pd.DataFrame(np.random.default_rng(2).dirichlet(np.ones(3), size=6), columns=cols)
+    expected = composition_distances(comp, pr)
+    graph_rows = emd_mod._graph_rows
+
+    def gives_up(*args):
+        out = graph_rows(*args)
+        out[0, 4] = np.nan  # as if the solver had hit its phase limit on pair (0, 4)
+        return out
+
+    monkeypatch.setattr(emd_mod, "_graph_rows", gives_up)
+    np.testing.assert_allclose(composition_distances(comp, pr), expected, atol=1e-12)
+
+
 def test_emd_parallel_equals_serial(toy):
     cols = [T, B, BM]
     rng = np.random.default_rng(1)

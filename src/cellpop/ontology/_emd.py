@@ -193,8 +193,11 @@ def composition_distances(
     Each composition is propagated up the pruned Cell Ontology (App. A.1; the root gets 1.0),
     rescaled to unit mass (the propagated signal sums to more than one and the EMD needs equal
     masses), and compared with every other by exact optimal transport whose ground cost is
-    the hop distance between terms (:meth:`PrunedOntology.hop_distances`), solved with POT's
-    network simplex (the solver of ``ot.emd2``).
+    the hop distance between terms (:meth:`PrunedOntology.hop_distances`). Because that cost
+    is a graph's shortest-path metric, the transport is solved as a min-cost flow on the
+    ontology's edges: bridges in closed form, the 2-edge-connected blocks by a numba
+    primal-dual solver (:mod:`cellpop.ontology._graph_flow`); the value equals ``ot.emd2``'s
+    (checked in the tests). Without numba, POT's network simplex is used pair by pair.
 
     Parameters
     ----------
@@ -217,9 +220,9 @@ def composition_distances(
     atol
         Tolerance on ``|row sum - 1|``; default ``1e-5`` (accepts float32 proportions).
     cache
-        Optional ``.npz`` path (the suffix is added if missing). If it holds distances computed from the same signals and ground
-        cost (SHA-256 key), they are returned without solving; otherwise the result is written
-        there.
+        Optional ``.npz`` path (the suffix is added if missing). If it holds distances computed
+        from the same signals and ground cost (SHA-256 key), they are returned without
+        solving; otherwise the result is written there.
 
     Returns
     -------
@@ -239,8 +242,9 @@ def composition_distances(
 
     Notes
     -----
-    Exact up to float64 rounding: per pair only ``(p - q)+`` is moved onto ``(p - q)-``,
-    which has the same optimum for a metric cost. Timings are in ``docs/ontology.md``.
+    Exact up to float64 rounding (agreement with ``ot.emd2`` ~1e-15). The POT fallback moves
+    only ``(p - q)+`` onto ``(p - q)-``, which has the same optimum for a metric cost.
+    Timings: ``docs/ontology.md`` (Kang's 8 types, 39 terms: ~12 µs CPU per pair).
     """
     values, columns, pruned = _validate(compositions, ontology, atol)
     idx = pruned.index(columns)
