@@ -132,11 +132,15 @@ def _min_cost_flow(excess, pi, flow, work, indptr, eid, sign, nbr, n_edges):  # 
                     queue[tail] = v
                     tail += 1
             reached = False
+            sink_level = big
             while head < tail:
                 u = queue[head]
                 head += 1
-                if excess[u] < -_EPS:
+                if excess[u] < -_EPS and level[u] < sink_level:
                     reached = True
+                    sink_level = level[u]  # like Dinic's super-sink: no longer paths needed
+                if level[u] >= sink_level:
+                    continue
                 for a in range(indptr[u], indptr[u + 1]):
                     w = nbr[a]
                     if level[w] >= 0:
