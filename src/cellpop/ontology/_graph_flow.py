@@ -6,8 +6,8 @@ between p and q equals the cheapest flow along the graph's edges that turns p in
 
     EMD(p, q) = min { sum_e |f_e| : B f = p - q },
 
-B the node-edge incidence matrix. This LP has one variable per edge (K ~ 40-70 nodes and
-~50-100 edges for pruned Cell Ontologies) instead of one per pair of types, and is solved here
+B the node-edge incidence matrix. This LP has one variable per edge (39-250 nodes and
+50-350 edges for pruned Cell Ontologies) instead of one per pair of types, and is solved here
 by the primal-dual method: Dijkstra on reduced costs raises the node potentials, then a
 Dinic max-flow pushes as much mass as possible along zero-reduced-cost arcs; costs and
 potentials are integers, so the shortest augmenting cost grows by at least one per phase
@@ -105,6 +105,8 @@ def _min_cost_flow(excess, pi, flow, work, indptr, eid, sign, nbr, n_edges):  # 
                     w = nbr[a]
                     c = -1 if sign[a] * flow[eid[a]] < -_EPS else 1
                     nd = d + c + pi[u] - pi[w]
+                    if nd < d:  # negative reduced cost: invariant broken, let POT solve it
+                        return -1.0
                     if nd < dist[w] and nd < nb:
                         dist[w] = nd
                         enode[npool] = w

@@ -50,12 +50,19 @@ class CellOntology:
         The root term every used term must descend from; default ``"CL:0000000"`` ("cell"),
         the root named in the paper (App. A.1).
 
+    Attributes
+    ----------
+    pronto
+        The wrapped :class:`pronto.Ontology`.
+    root
+        The root term ID.
+
     Raises
     ------
     TypeError
         If ``ontology`` is neither a pronto ontology, a path nor ``None``.
-    KeyError
-        If ``root`` is not a term of the ontology.
+    KeyError, ValueError
+        If ``root`` is not a current term of the ontology (as :meth:`check`).
     """
 
     def __init__(
