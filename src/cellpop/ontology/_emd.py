@@ -11,11 +11,6 @@ import pandas as pd
 
 from ._ontology import CellOntology, PrunedOntology
 
-try:  # POT's compiled network simplex, called without ot.emd2's per-call checks (~0.2 ms)
-    from ot.lp.emd_wrap import emd_c as _emd_c
-except ImportError:  # pragma: no cover - layout of other POT versions
-    _emd_c = None
-
 _MAX_ITER = 100_000  # ot.emd2's default numItermax
 _DIFF_TOL = 1e-12  # |p_k - q_k| below this is float rounding of unit-mass rows
 _CACHE_VERSION = "cellpop.ontology.composition_distances/1"
@@ -23,8 +18,12 @@ _CACHE_VERSION = "cellpop.ontology.composition_distances/1"
 
 def _emd_exact(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> float:
     """Exact EMD between histograms ``a`` and ``b`` (same mass) with ground cost ``m``."""
-    if _emd_c is not None:
-        cost, code = _emd_c(a, b, m, _MAX_ITER, 1)[1::3]
+    try:  # POT's compiled network simplex without ot.emd2's per-call checks (~0.2 ms)
+        from ot.lp.emd_wrap import emd_c
+    except ImportError:  # pragma: no cover - layout of other POT versions
+        emd_c = None
+    if emd_c is not None:
+        cost, code = emd_c(a, b, m, _MAX_ITER, 1)[1::3]
         if code == 1:  # OPTIMAL
             return float(cost)
     import ot
