@@ -49,7 +49,7 @@ CELL = dict(sample_key="donor", batch_key="batch", labels_key="ct", layer="count
 CASES = [
     Case(SampleCLR, dict(sample_key="donor", obsm_key="X_pca"), {}, dict(n_cells=(20, 40)), "embedding_std_train"),
     Case(SampleCLR, dict(sample_key="donor", layer="lognorm"), {}, dict(n_cells=(20, 40)), "embedding_std_train"),
-    Case(ScJEPA, CELL, dict(n_hidden=(32, 16), n_latent=8, n_projection=8, num_directions=16), dict(batch_size=64), "sigreg_loss_train"),
+    Case(ScJEPA, CELL, dict(n_hidden=(32, 16), n_latent=8, n_projection=8, num_directions=16), dict(batch_size=64), "proj_std_train"),
     Case(ScProto, CELL, dict(n_prototypes=8, n_neighbors=10, n_pcs=10), dict(batch_size=64), "latent_std_train"),
     Case(PopulationJEPA, dict(sample_key="donor", obsm_key="X_pca"), POPJ, dict(datasplitter_kwargs={"n_cells": (16, 24)}), "context_std_train"),
     Case(PopulationJEPA, dict(sample_key="donor", layer="lognorm", dataset_key="batch"), POPJ, dict(datasplitter_kwargs={"n_cells": (16, 24)}), "population_std_train"),

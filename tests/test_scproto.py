@@ -140,7 +140,6 @@ def test_metacells_valid_for_dotplot(trained):
     assert "majority_label" in mc.obs and "X_scproto" not in adata.obsm
 
 
-
 @pytest.mark.xfail(
     strict=True,
     reason="known defect (issue 8, ScProto metacells): with cvae_weight 0.01 the decoder stays "

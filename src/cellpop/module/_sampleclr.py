@@ -10,6 +10,7 @@ from torch import nn
 from cellpop.nn import (
     CellImportancePooling,
     ResidualMLP,
+    embedding_std,
     head_diversity_penalty,
     xsample_contrastive_loss,
 )
@@ -175,11 +176,8 @@ class SampleCLRModule(BaseModuleClass):
             z[: 2 * b], batch_prior, self.temperature, self.graph_temperature
         )
         total = contrastive
-        # collapse monitor: mean over dimensions of the per-dimension std of the sample vectors
-        extra = {
-            "contrastive_loss": contrastive.detach(),
-            "embedding_std": z.detach().std(0).mean(),
-        }
+        # collapse monitor: median over dimensions of the per-dimension std of the sample vectors
+        extra = {"contrastive_loss": contrastive.detach(), "embedding_std": embedding_std(z)}
         if self.diversity_weight > 0:
             div = head_diversity_penalty(inference_outputs["weights"], inference_outputs["mask"])
             total = total + self.diversity_weight * div

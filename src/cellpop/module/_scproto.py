@@ -25,6 +25,7 @@ from cellpop.nn._cvae import (
     ConditionEmbedding,
     nb_reconstruction_loss,
 )
+from cellpop.nn._monitor import embedding_std
 from cellpop.nn._swav import (
     cosine_scores,
     propagation_loss,
@@ -167,8 +168,8 @@ class ScProtoModule(BaseModuleClass):
     ):
         """Total scProto loss (eq. 5); components and the collapse monitor as extra metrics.
 
-        ``latent_std`` is the mean over latent dimensions of the per-dimension standard deviation
-        of the cells' latent means across the minibatch (the embedding SwAV acts on).
+        ``latent_std`` (:func:`cellpop.nn.embedding_std`) is the median over latent dimensions of
+        the per-dimension std of the cells' latent means in the minibatch (SwAV's embedding).
         """
         x = tensors[REGISTRY_KEYS.X_KEY]
         rec = nb_reconstruction_loss(
@@ -182,7 +183,7 @@ class ScProtoModule(BaseModuleClass):
         cvae = (rec + kl_weight * kl).mean()
         total = self.cvae_weight * cvae
         z_mean = inference_outputs["qz_mean"]
-        extra = {"cvae_loss": cvae.detach(), "latent_std": z_mean.detach().std(0).mean()}
+        extra = {"cvae_loss": cvae.detach(), "latent_std": embedding_std(z_mean)}
         if self.uses_prototype_losses and "qz_mean_pos" in inference_outputs:
             protos = self.prototypes
             z_t = inference_outputs["qz_mean"]
