@@ -128,3 +128,21 @@ def test_ddp_sharding_covers_permutation():
         seen.append(idx)
     allidx = np.concatenate(seen)
     assert set(allidx) == set(range(21)) and len(allidx) == 22  # one cell padded
+
+
+def test_partners_stay_in_the_cells_split():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3)).astype(np.float32)
+    partners = rng.integers(0, 40, size=(40, 5))
+    partners[7] = 7  # a cell whose only partner is itself
+    dm = CellDataModule(X, validation_size=0.25, batch_size=8, seed=0, partners=partners)
+    is_val = np.isin(np.arange(40), dm.val_idx)
+    for loader in (dm.train_dataloader(), dm.val_dataloader()):
+        for b in loader:
+            idx = b["indices"][:, 0].numpy()
+            xp = b["X_pos"].numpy()
+            # recover each partner's row index from its features
+            pos = [int(np.flatnonzero((X == row).all(1))[0]) for row in xp]
+            assert (is_val[pos] == is_val[idx]).all()
+            for i, p in zip(idx, pos):
+                assert p in partners[i] or p == i

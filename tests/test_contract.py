@@ -297,3 +297,32 @@ def test_bad_inputs(case):
     q.obs.iloc[0, q.obs.columns.get_loc("donor")] = None
     with pytest.raises(ValueError, match="donor.*missing"):
         m.get_sample_representation(q)
+
+
+class _Boom(Exception):
+    pass
+
+
+class _FailAtSecondBatch(ModeProbe):
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        super().on_train_batch_start(trainer, pl_module, batch, batch_idx)
+        if len(self.modes) == 2:
+            raise _Boom("interrupted")
+
+
+@pytest.mark.parametrize("case", CASES[:1] + CASES[2:3], ids=[IDS[0], IDS[2]])
+def test_failed_run_leaves_a_documented_state(case):
+    """A run that fails keeps the weights of its last step, eval mode and the trained flag and
+    history it had before."""
+    a = make_adata()
+    m = _new(case, a)
+    with pytest.raises(_Boom):
+        m.train(**{**TRAIN, **case.train}, callbacks=[_FailAtSecondBatch()])
+    assert not m.is_trained and not m.module.training  # a first run that failed: untrained
+    m.train(**{**TRAIN, **case.train})
+    n, z = len(m.history["train_loss"]), m.get_latent_representation()
+    with pytest.raises(_Boom):
+        m.train(**{**TRAIN, **case.train}, callbacks=[_FailAtSecondBatch()])
+    assert m.is_trained and len(m.history["train_loss"]) == n and not m.module.training
+    z2 = m.get_latent_representation()  # usable; one optimiser step moved the weights
+    assert z2.shape == z.shape and np.isfinite(z2).all()

@@ -211,3 +211,18 @@ def test_component_quotas_largest_remainder():
     assert component_quotas(np.array([1, 2, 1, 2]), 2).tolist() == [0, 1, 0, 1]
     assert component_quotas(np.array([3, 3, 3]), 2).tolist() == [1, 1, 0]
     assert component_quotas(np.array([7]), 5).tolist() == [5]
+
+
+def test_split_samples_grouped_and_stratified():
+    # 12 samples in 6 batches of 2; labels alternate by batch
+    groups = np.repeat(np.arange(6), 2)
+    labels = np.repeat(np.array(["x", "y"] * 3), 2)
+    for seed in range(5):
+        tr, va = split_samples(12, 2 / 3, seed=seed, groups=groups, stratify=labels)
+        assert len(va) == 4 and not set(tr) & set(va) and len(tr) + len(va) == 12
+        # a batch's samples are on one side only
+        assert not set(groups[tr]) & set(groups[va])
+        # both labels in the validation set (stratified)
+        assert set(labels[va]) == {"x", "y"}
+    with pytest.raises(ValueError, match="groups has 3 entries"):
+        split_samples(12, 0.5, groups=[0, 1, 2])
