@@ -60,6 +60,13 @@ class PopulationJEPA(SampleModel):
         Other :class:`~cellpop.module.PopulationJEPAModule` options (``n_hidden``, ``dropout``,
         ``variance_statistic``, DINO head sizes, ...).
 
+    Notes
+    -----
+    :meth:`train` defaults: ``max_epochs`` 200, ``batch_size`` 16 samples, patience 50,
+    ``plan_kwargs`` AdamW lr 1e-4, weight decay 0.05, 10 warm-up epochs then cosine;
+    ``datasplitter_kwargs`` ``n_cells=(256, 256)`` cells per set, ``small_sample="replace"``,
+    ``group_by_batch``. The EMA teacher follows 0.996 -> 1 linearly (I-JEPA).
+
     Examples
     --------
     >>> cellpop.model.PopulationJEPA.setup_anndata(adata, sample_key="donor_id", obsm_key="X_pca")

@@ -79,6 +79,14 @@ class ScJEPA(CellpopModel):
     num_directions
         SIGReg random directions M (LeJEPA: 256–1024; 256 here).
 
+    Notes
+    -----
+    :meth:`train` defaults: ``max_epochs`` scvi-tools' heuristic (400 for <= 20k cells),
+    ``batch_size`` 1024 cells (paper §3.1; the last incomplete batch is dropped),
+    ``early_stopping_patience`` 20, ``plan_kwargs`` AdamW lr 1e-3, weight decay 0.05, StepLR
+    x0.5 every 50 epochs (paper §3.1; the step is ours), ``datasplitter_kwargs``
+    ``split_by_sample=False`` (``True`` holds out whole samples).
+
     Examples
     --------
     >>> ScJEPA.setup_anndata(adata, layer="counts", sample_key="donor_id")

@@ -144,6 +144,14 @@ class ScProto(CellpopModel):
     ------
     ValueError
         If ``n_prototypes`` exceeds the number of cells or is < 1.
+
+    Notes
+    -----
+    :meth:`train` defaults: ``max_epochs`` scvi-tools' heuristic, ``batch_size`` 512 cells, each
+    paired with a kNN partner from its own split, ``early_stopping_patience`` 45 (scvi-tools),
+    ``plan_kwargs`` Adam lr 1e-3, eps 0.01, weight decay 1e-6 (scPoli), prototypes frozen in the
+    first epoch (SwAV), KL annealed over the first half of the run; ``datasplitter_kwargs``
+    ``split_by_sample=False``. The kNN graph is built on the first ``train()``.
     """
 
     _module_cls = ScProtoModule
