@@ -220,8 +220,8 @@ class ScJEPA(CellpopModel):
         )  # fmt: skip
 
     # ---------------------------------------------------------------- outputs
-    def _embed_batch(self, batch: dict):
-        return self.module.embed(batch[REGISTRY_KEYS.X_KEY], "latent")
+    def _embed_batch(self, batch: dict, representation: str = "latent"):
+        return self.module.embed(batch[REGISTRY_KEYS.X_KEY], representation)
 
     @doc.dedent
     def get_latent_representation(
@@ -256,11 +256,9 @@ class ScJEPA(CellpopModel):
             raise ValueError(
                 f"representation must be 'latent' or 'projection', got {representation!r}"
             )
-        self._check_trained()
-        fn = functools.partial(_embed, self.module, representation=representation)
-        z = self._latent(self._manager(adata), indices, batch_size, fn=fn)
-        self._write_obsm(self.adata if adata is None else adata, key_added, z, indices)
-        return z
+        return super().get_latent_representation(
+            adata, indices, batch_size, key_added, representation=representation
+        )
 
     @doc.dedent
     def get_denoised_expression(
@@ -394,10 +392,6 @@ class ScJEPA(CellpopModel):
             p = np.exp(logits - logits.max(1, keepdims=True))
             return pd.DataFrame(p / p.sum(1, keepdims=True), columns=self.classes_)
         return self.classes_[logits.argmax(1)]
-
-
-def _embed(module: ScJEPAModule, batch: dict, representation: str):
-    return module.embed(batch[REGISTRY_KEYS.X_KEY], representation)
 
 
 def _denoise(module: ScJEPAModule, batch: dict):

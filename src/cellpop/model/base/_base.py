@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from collections.abc import Iterator, Sequence
@@ -324,6 +325,7 @@ class CellpopModel(BaseModelClass):
         indices: Sequence[int] | None = None,
         batch_size: int | None = None,
         key_added: str | None = None,
+        **kwargs,
     ) -> np.ndarray:
         """Per-cell embedding, ``(n_cells, d)`` float32 (rows follow ``indices``).
 
@@ -333,6 +335,8 @@ class CellpopModel(BaseModelClass):
         %(param_indices)s
         %(param_batch_size_inference)s
         %(param_key_added_obsm)s
+        **kwargs
+            Model-specific options of the embedding (see the model's docs).
 
         Raises
         ------
@@ -344,7 +348,8 @@ class CellpopModel(BaseModelClass):
         """
         self._check_trained()
         manager = self._manager(adata)
-        z = self._latent(manager, indices, batch_size)
+        fn = functools.partial(self._embed_batch, **kwargs) if kwargs else None
+        z = self._latent(manager, indices, batch_size, fn=fn)
         self._write_obsm(self.adata if adata is None else adata, key_added, z, indices)
         return z
 
