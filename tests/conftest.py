@@ -14,7 +14,7 @@ import scvi
 
 def _data_dir() -> Path | None:
     d = os.environ.get("CELLPOP_DATA_DIR")
-    return Path(d) if d and Path(d).is_dir() else None
+    return Path(d).resolve() if d and Path(d).is_dir() else None
 
 
 @pytest.fixture(scope="session")
