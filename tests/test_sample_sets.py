@@ -27,7 +27,7 @@ def test_draw_without_replacement_for_large_samples():
     assert x.shape == (2, 25, 3) and mask.all()
     assert (codes[idx[0].numpy()] == 2).all() and (codes[idx[1].numpy()] == 3).all()
     assert len(set(idx[0].tolist())) == 25  # no repeats when the sample is large enough
-    assert torch.equal(x[..., 0], sets.X[idx, 0])
+    assert torch.equal(x[..., 0], sets.matrix.dense[idx, 0])
 
 
 def test_draw_small_sample_replace_and_mask():
@@ -226,3 +226,17 @@ def test_split_samples_grouped_and_stratified():
         assert set(labels[va]) == {"x", "y"}
     with pytest.raises(ValueError, match="groups has 3 entries"):
         split_samples(12, 0.5, groups=[0, 1, 2])
+
+
+def test_sparse_input_stays_sparse_and_draws_equal_dense():
+    from scipy import sparse
+
+    rng = np.random.default_rng(0)
+    X = rng.poisson(0.3, size=(60, 7)).astype(np.float32)
+    codes = np.repeat(np.arange(3), 20)
+    dense, csr = SampleSets(X, codes, 3), SampleSets(sparse.csr_matrix(X), codes, 3)
+    assert csr.matrix.is_sparse and not hasattr(csr.matrix, "dense")
+    a = dense.draw(np.array([0, 2]), 15, torch.Generator().manual_seed(3))
+    b = csr.draw(np.array([0, 2]), 15, torch.Generator().manual_seed(3))
+    assert torch.equal(a[2], b[2]) and torch.equal(a[0], b[0])
+    np.testing.assert_array_equal(b[0].numpy(), X[b[2].numpy()])

@@ -17,9 +17,9 @@ import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 import torch
-from scipy import sparse
 from scvi import REGISTRY_KEYS, settings
 
+from ._device import DeviceMatrix, storage_device
 from ._sample_sets import split_samples
 
 __all__ = [
@@ -98,53 +98,6 @@ def split_cells(
         is_val = np.isin(codes, val_s)
         val_idx, train_idx = np.flatnonzero(is_val), np.flatnonzero(~is_val)
     return np.sort(train_idx).astype(np.int64), np.sort(val_idx).astype(np.int64)
-
-
-class _DeviceMatrix:
-    """A cell × feature matrix held as torch tensors (dense, or CSR components) on one device."""
-
-    def __init__(self, X, device: torch.device, dtype=torch.float32):
-        self.device = device
-        self.shape = X.shape
-        if sparse.issparse(X):
-            X = sparse.csr_matrix(X)
-            X.sort_indices()
-            self.is_sparse = True
-            self.indptr = torch.as_tensor(X.indptr.astype(np.int64), device=device)
-            self.indices = torch.as_tensor(X.indices.astype(np.int64), device=device)
-            self.data = torch.as_tensor(np.asarray(X.data), dtype=dtype, device=device)
-        else:
-            self.is_sparse = False
-            self.dense = torch.as_tensor(np.asarray(X), dtype=dtype, device=device)
-
-    @staticmethod
-    def nbytes(X) -> int:
-        """Bytes the matrix takes on the device (float32 values, int64 CSR indices)."""
-        if sparse.issparse(X):
-            return int(X.nnz) * 12 + (X.shape[0] + 1) * 8
-        return int(np.prod(X.shape)) * 4
-
-    def rows(self, idx: torch.Tensor) -> torch.Tensor:
-        """Dense float rows ``idx`` (1-D long tensor on ``self.device``), shape (len(idx), n_features)."""
-        if not self.is_sparse:
-            return self.dense.index_select(0, idx)
-        start = self.indptr.index_select(0, idx)
-        length = self.indptr.index_select(0, idx + 1) - start
-        out = torch.zeros((idx.shape[0], self.shape[1]), dtype=self.data.dtype, device=self.device)
-        total = int(length.sum())
-        if total == 0:
-            return out
-        row_of_nz = torch.repeat_interleave(
-            torch.arange(idx.shape[0], device=self.device), length, output_size=total
-        )
-        # position of each non-zero inside its row, then its offset in the CSR arrays
-        first = torch.cumsum(length, 0) - length
-        within = torch.arange(total, device=self.device) - first.repeat_interleave(
-            length, output_size=total
-        )
-        src = start.repeat_interleave(length, output_size=total) + within
-        out[row_of_nz, self.indices.index_select(0, src)] = self.data.index_select(0, src)
-        return out
 
 
 class _MinibatchIterable:
@@ -313,7 +266,7 @@ class CellDataModule(pl.LightningDataModule):
             self.test_idx = np.array([], dtype=np.int64)
         self.n_train, self.n_val = len(self.train_idx), len(self.val_idx)
         self.partners, self.partner_ok = self._restrict_partners(partners)
-        self._matrix: _DeviceMatrix | None = None
+        self._matrix: DeviceMatrix | None = None
         self._own_epoch = -1
 
     def _restrict_partners(self, partners):
@@ -370,15 +323,10 @@ class CellDataModule(pl.LightningDataModule):
         device = self.device
         if self._matrix is not None and self._compute_device == device:
             return
-        store = device
-        if device.type != "cpu":
-            if self.load_to_device is False:
-                store = torch.device("cpu")
-            elif self.load_to_device == "auto" and device.type == "cuda":
-                free, _ = torch.cuda.mem_get_info(device)
-                if _DeviceMatrix.nbytes(self.X_host) > self.max_device_fraction * free:
-                    store = torch.device("cpu")
-        self._matrix = _DeviceMatrix(self.X_host, store)
+        store = storage_device(
+            device, DeviceMatrix.nbytes(self.X_host), self.load_to_device, self.max_device_fraction
+        )
+        self._matrix = DeviceMatrix(self.X_host, store)
         self._batch_t = torch.as_tensor(self.batch, device=store)
         self._labels_t = torch.as_tensor(self.labels, device=store)
         if self.partners is not None:
@@ -440,6 +388,6 @@ def iter_row_batches(X, batch_size: int, device=None) -> Iterator[torch.Tensor]:
     For inference: the matrix is copied to ``device`` once (sparse stays sparse) and each block
     of at most ``batch_size`` rows, shape (b, n_features), is densified there.
     """
-    mat = _DeviceMatrix(X, torch.device(device or "cpu"))
+    mat = DeviceMatrix(X, torch.device(device or "cpu"))
     for s in range(0, X.shape[0], batch_size):
         yield mat.rows(torch.arange(s, min(s + batch_size, X.shape[0]), device=mat.device))

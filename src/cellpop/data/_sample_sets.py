@@ -15,6 +15,8 @@ import pandas as pd
 import torch
 from lightning.pytorch import LightningDataModule
 
+from ._device import DeviceMatrix, storage_device
+
 SmallSample = Literal["replace", "mask"]
 
 
@@ -24,7 +26,8 @@ class SampleSets:
     Parameters
     ----------
     X
-        ``(n_cells, n_features)`` float matrix (dense; densify sparse input before).
+        ``(n_cells, n_features)`` float matrix, dense or scipy sparse (kept sparse: rows are
+        densified only when a set is gathered, on the device that holds them).
     sample_codes
         ``(n_cells,)`` integer sample index of each cell, ``0 .. n_samples - 1``.
     n_samples
@@ -36,7 +39,7 @@ class SampleSets:
     ``order[offsets[s] : offsets[s] + counts[s]]``.
     """
 
-    def __init__(self, X: np.ndarray | torch.Tensor, sample_codes: np.ndarray, n_samples: int):
+    def __init__(self, X, sample_codes: np.ndarray, n_samples: int):
         codes = np.asarray(sample_codes, dtype=np.int64)
         if codes.ndim != 1 or len(codes) != X.shape[0]:
             raise ValueError("sample_codes must have one entry per row of X")
@@ -44,7 +47,7 @@ class SampleSets:
             raise ValueError("sample_codes must lie in [0, n_samples)")
         counts = np.bincount(codes, minlength=n_samples)
         self.n_samples = n_samples
-        self.X = torch.as_tensor(np.asarray(X, dtype=np.float32)) if not torch.is_tensor(X) else X
+        self.matrix = DeviceMatrix(X, torch.device("cpu"))
         self.order = torch.as_tensor(np.argsort(codes, kind="stable"))
         self.counts = torch.as_tensor(counts)
         self.counts_np = counts  # host copy: per-step decisions need no device sync
@@ -54,12 +57,18 @@ class SampleSets:
     @property
     def n_features(self) -> int:
         """Number of features per cell."""
-        return int(self.X.shape[1])
+        return int(self.matrix.shape[1])
+
+    def gather(self, cell_index: torch.Tensor) -> torch.Tensor:
+        """Dense float32 cells ``(*cell_index.shape, n_features)`` of row indices ``cell_index``
+        (on this object's device)."""
+        rows = self.matrix.rows(cell_index.reshape(-1).to(self.device))
+        return rows.view(*cell_index.shape, -1)
 
     def to(self, device: torch.device | str) -> SampleSets:
         """Move the cell matrix and the index tensors to ``device`` (in place)."""
         device = torch.device(device)
-        self.X = self.X.to(device)
+        self.matrix.to(device)
         self.order = self.order.to(device)
         self.counts = self.counts.to(device)
         self.offsets = self.offsets.to(device)
@@ -132,7 +141,7 @@ class SampleSets:
         else:
             raise ValueError(f"small_sample must be 'replace' or 'mask', got {small_sample!r}")
         cell_index = self.order[self.offsets[samples][:, None] + pos]
-        return self.X[cell_index], mask, cell_index
+        return self.gather(cell_index), mask, cell_index
 
 
 def split_samples(
@@ -382,15 +391,9 @@ class SampleSetDataModule(LightningDataModule):
 
     def _place(self) -> None:
         trainer = getattr(self, "trainer", None)
-        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
-        if device.type != "cpu":
-            if self.load_to_device == "auto":
-                nbytes = self.sets.X.element_size() * self.sets.X.nelement()
-                free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else math.inf
-                if nbytes > self.max_device_fraction * free:
-                    device = torch.device("cpu")
-            elif not self.load_to_device:
-                device = torch.device("cpu")
+        compute = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        nbytes = DeviceMatrix.nbytes_of(self.sets.matrix)
+        device = storage_device(compute, nbytes, self.load_to_device, self.max_device_fraction)
         self.sets.to(device)
         self.sample_targets = {k: v.to(device) for k, v in self.sample_targets.items()}
 

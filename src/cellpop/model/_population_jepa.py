@@ -247,17 +247,16 @@ class PopulationJEPA(SampleModel):
     def _tokens(self, manager: AnnDataManager, set_size: int | None, batch_size: int | None):
         """Context-encoder tokens of every cell ``(n_cells, d_model)``, computed in sets of the
         training size within each sample (seeded), and the cells' sample codes and names."""
-        codes, names = self._samples(manager)
-        X = self._input(manager)
-        X = torch.as_tensor(X.toarray() if hasattr(X, "toarray") else np.asarray(X))
+        sets, codes, names = self._sample_sets(manager)
         cells, mask, _ = self._all_cell_sets(codes, len(names), set_size or self.set_size_)
+        sets.to(self.device)
         self.module.eval()
-        out = torch.zeros(X.shape[0], self.module.d_model)
+        out = torch.zeros(len(codes), self.module.d_model)
         step = batch_size or 32
         for i in range(0, len(cells), step):
             c = torch.as_tensor(cells[i : i + step])
             m = torch.as_tensor(mask[i : i + step])
-            tok = self.module.embed_tokens(X[c].float().to(self.device), m.to(self.device))
+            tok = self.module.embed_tokens(sets.gather(c), m.to(self.device))
             out[c[m]] = tok[m.to(tok.device)].float().cpu()
         return out.numpy(), codes, names
 

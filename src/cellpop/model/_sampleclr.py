@@ -16,8 +16,8 @@ from anndata import AnnData
 from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager
 
-from cellpop.data import check_finite, sample_codes
-from cellpop.model.base import SampleModel
+from cellpop.data import check_finite, iter_row_batches, sample_codes
+from cellpop.model.base import INFERENCE_BATCH_SIZE, SampleModel
 from cellpop.model.base._docs import doc
 from cellpop.module import SampleCLRModule
 
@@ -347,7 +347,7 @@ class SampleCLR(SampleModel):
         self.module.eval()
         out = []
         for start in range(0, len(names), batch_size):
-            x = sets.X[torch.as_tensor(idx[start : start + batch_size])].to(self.device)
+            x = sets.gather(torch.as_tensor(idx[start : start + batch_size])).to(self.device)
             z, _ = self.module.embed(x)
             out.append(z.float().cpu().numpy())
         z = np.concatenate(out)
@@ -389,13 +389,10 @@ class SampleCLR(SampleModel):
         self._check_trained()
         manager = self._manager(adata, samples=True)
         codes, _ = self._samples(manager)
-        X = self._input(manager)
-        X = torch.as_tensor(X.toarray() if hasattr(X, "toarray") else np.asarray(X))
         self.module.eval()
-        logits = torch.cat(
-            [self.module.pool.logits(X[i : i + 16384].to(self.device)).float().cpu()
-             for i in range(0, len(X), 16384)]
-        ).numpy().astype(np.float64)  # fmt: skip
+        blocks = iter_row_batches(self._input(manager), INFERENCE_BATCH_SIZE, self.device)
+        logits = torch.cat([self.module.pool.logits(x).float().cpu() for x in blocks])
+        logits = logits.numpy().astype(np.float64)
         if kind == "logit":
             return logits
         df = pd.DataFrame(logits)

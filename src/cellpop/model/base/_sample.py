@@ -77,9 +77,7 @@ class SampleModel(CellpopModel):
     # ------------------------------------------------------------------ data
     def _sample_sets(self, manager: AnnDataManager) -> tuple[SampleSets, np.ndarray, pd.Index]:
         codes, names = self._samples(manager)
-        X = self._input(manager)
-        X = X.toarray() if hasattr(X, "toarray") else np.asarray(X)
-        return SampleSets(X.astype(np.float32, copy=False), codes, len(names)), codes, names
+        return SampleSets(self._input(manager), codes, len(names)), codes, names
 
     def _sample_split(
         self, codes: np.ndarray, n: int, train_size: float, group_by_batch: bool, stratify
@@ -159,19 +157,20 @@ class SampleModel(CellpopModel):
         """A fixed ``(n_samples, n_cells)`` cell set per sample (cached per input and seed)."""
         import zlib
 
-        sets, codes, names = self._sample_sets(manager)
-        x = sets.X.numpy()
+        from scipy import sparse
+
+        X = self._input(manager)
+        codes, names = self._samples(manager)
+        parts = (X.data, X.indices, X.indptr) if sparse.issparse(X) else (np.asarray(X),)
         key = (
             zlib.crc32(codes.tobytes()),
-            zlib.crc32(x.tobytes()),
-            n_cells,
-            cell_selection,
-            seed(),
+            *(zlib.crc32(np.ascontiguousarray(p).tobytes()) for p in parts),
         )
+        key = (*key, n_cells, cell_selection, seed())
         cache = self.__dict__.setdefault("_inference_cache", {})
         if key not in cache:
             cache.clear()
             cache[key] = inference_cells(
-                x, codes, len(names), n_cells=n_cells, method=cell_selection, seed=seed()
+                X, codes, len(names), n_cells=n_cells, method=cell_selection, seed=seed()
             )
-        return sets, cache[key], names
+        return SampleSets(X, codes, len(names)), cache[key], names
