@@ -80,10 +80,12 @@ def test_datamodule_batches_cover_samples_and_targets():
 
 
 class _FakeTrainer:
-    """What Lightning attaches to a data module under DDP: ``global_rank`` and ``world_size``."""
+    """What Lightning attaches to a data module under DDP: ``global_rank``, ``world_size`` and
+    the ``current_epoch`` the draws are seeded by."""
 
     def __init__(self, rank, world):
         self.global_rank, self.world_size = rank, world
+        self.current_epoch = 0
 
 
 def _rank_epochs(n_samples, world, batch_size, n_epochs=3):
@@ -102,6 +104,7 @@ def _rank_epochs(n_samples, world, batch_size, n_epochs=3):
             steps = [(b["sample"].tolist(), b["x"].shape[2]) for b in loader]
             assert len(steps) == len(loader)  # __len__ tells Lightning the true step count
             epochs.append(steps)
+            dm.trainer.current_epoch += 1
         out.append(epochs)
     return out
 

@@ -260,8 +260,7 @@ class _SetBatches:
         sets = dm.sets
         rank, world = self._rank_world()
         if self.train:
-            epoch_seed = dm.seed + 1_000_003 * dm._epoch
-            dm._epoch += 1
+            epoch_seed = dm.seed + 1_000_003 * dm._epoch() + 7_777 * dm._fits
         else:  # fixed views: validation loss comparable across epochs
             epoch_seed = dm.seed + 424_242
         n_steps = len(self)
@@ -332,7 +331,8 @@ class SampleSetDataModule(LightningDataModule):
         ``"auto"``: move the matrix to the accelerator if it takes less than
         ``max_device_fraction`` of its free memory; ``True``/``False`` force it.
     seed
-        Seed of all draws; epoch ``e`` uses ``seed + f(e)`` for the sample order and set sizes
+        Seed of all draws; epoch ``e`` (the trainer's ``current_epoch``) of the ``k``-th fit uses
+        ``seed + f(e, k)`` for the sample order and set sizes
         and ``seed + f(e) + g(rank)`` for the cell draws, so runs are reproducible.
 
     Notes
@@ -384,7 +384,8 @@ class SampleSetDataModule(LightningDataModule):
         self.load_to_device = load_to_device
         self.max_device_fraction = max_device_fraction
         self.seed = int(seed)
-        self._epoch = 0
+        self._own_epoch = -1  # epochs without a trainer (iterating by hand)
+        self._fits = 0  # each fit (training stage) draws afresh
         # scvi-tools' TrainRunner reads these
         self.n_train = len(self.train_samples)
         self.n_val = len(self.validation_samples)
@@ -397,8 +398,18 @@ class SampleSetDataModule(LightningDataModule):
         self.sets.to(device)
         self.sample_targets = {k: v.to(device) for k, v in self.sample_targets.items()}
 
+    def _epoch(self) -> int:
+        """The trainer's current epoch (a counter of training passes without a trainer)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            return int(trainer.current_epoch)
+        self._own_epoch += 1
+        return self._own_epoch
+
     def setup(self, stage: str | None = None) -> None:
-        """Place the cell matrix (on the trainer's device when it fits)."""
+        """Place the cell matrix (on the trainer's device when it fits); count the fits."""
+        if stage in (None, "fit"):
+            self._fits += 1
         self._place()
 
     def train_dataloader(self):
