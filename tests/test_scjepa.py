@@ -1,8 +1,5 @@
 """ScJEPA model tests: input errors, outputs, determinism, save/load, transfer, real data."""
 
-import os
-from pathlib import Path
-
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -196,16 +193,12 @@ def test_log_normalised_input():
     assert m.get_latent_representation().shape == (a.n_obs, 8)
 
 
-DATA = Path(os.environ.get("CELLPOP_DATA_DIR", "")) / "kang2018_ctrl_8donors.h5ad"
-
-
 @pytest.mark.realdata
-@pytest.mark.skipif(not DATA.is_file(), reason="needs $CELLPOP_DATA_DIR/kang2018_ctrl_8donors.h5ad")
-def test_kang_heldout_donor_annotation():
+def test_kang_heldout_donor_annotation(data_dir):
     """Short training on 6 Kang donors (3,000 cells); probe F1 on 2 held-out donors."""
     from cellpop.metrics import annotation_f1
 
-    a = ad.read_h5ad(DATA)
+    a = ad.read_h5ad(data_dir / "kang2018_ctrl_8donors.h5ad")
     donors = a.obs["donor_id"].cat.categories
     test_donors = list(donors[:2])
     is_ref = ~a.obs["donor_id"].isin(test_donors).to_numpy()

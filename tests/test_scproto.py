@@ -1,8 +1,5 @@
 """ScProto model tests: bad input, outputs, save/load, determinism, real-data quality."""
 
-import os
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -208,21 +205,14 @@ def test_seeded_determinism():
     assert torch.get_default_dtype() == torch.float32
 
 
-DATA = os.environ.get("CELLPOP_DATA_DIR")
-KANG = Path(DATA or "") / "kang2018_ctrl_8donors.h5ad"
-
-
 @pytest.mark.realdata
-@pytest.mark.skipif(
-    not KANG.is_file(), reason="CELLPOP_DATA_DIR with kang2018_ctrl_8donors.h5ad not set"
-)
-def test_kang_prototypes_are_pure():
+def test_kang_prototypes_are_pure(data_dir):
     """Short training on Kang PBMC: prototypes are far purer than chance, all types covered."""
     import anndata as ad
 
     from cellpop.metrics import rare_population_coverage
 
-    adata = ad.read_h5ad(KANG)
+    adata = ad.read_h5ad(data_dir / "kang2018_ctrl_8donors.h5ad")
     scvi.settings.seed = 0
     ScProto.setup_anndata(adata, layer="counts", batch_key="donor_id", labels_key="cell_type")
     model = ScProto(adata)
