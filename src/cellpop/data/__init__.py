@@ -8,6 +8,7 @@ from ._cell_loader import (
     iter_row_batches,
     split_cells,
 )
+from ._cross_cohort import CrossCohortSampler, check_cohorts
 from ._genes import MAX_MISSING_GENE_FRACTION, align_columns, gene_positions
 from ._inference_cells import component_quotas, eigenvector_centrality, inference_cells
 from ._sample_sets import SampleSetDataModule, SampleSets, split_samples, split_target
@@ -24,6 +25,7 @@ from ._validation import (
 
 __all__ = [
     "CellDataModule",
+    "CrossCohortSampler",
     "MAX_MISSING_GENE_FRACTION",
     "PARTNER_BATCH_KEY",
     "PARTNER_X_KEY",
@@ -31,6 +33,7 @@ __all__ = [
     "SampleSets",
     "align_columns",
     "check_categorical_obs",
+    "check_cohorts",
     "check_counts",
     "check_finite",
     "check_min_samples",
