@@ -270,7 +270,7 @@ class _SetBatches:
         gen = torch.Generator(device=sets.device).manual_seed(epoch_seed + 7919 * rank)
         # spread leftovers over the batches so no batch has a single sample
         chunks = np.array_split(perm, n_steps)
-        if dm.batch_sampler is not None:  # model-defined batches (e.g. POPPY's §2.2.4)
+        if dm.batch_sampler is not None and self.train:  # model-defined (POPPY §2.2.4)
             chunks = dm.batch_sampler(self.samples, n_steps, dm.batch_size, rng)
             chunks = [c[rank::world] for c in chunks] if world > 1 else chunks
         lo, hi = dm.n_cells
@@ -329,7 +329,8 @@ class SampleSetDataModule(LightningDataModule):
         Optional ``batch_sampler(samples, n_batches, batch_size, rng) -> list of sample arrays``
         deciding which samples share each step (e.g. :class:`cellpop.data.CrossCohortSampler`);
         ``rng`` is the epoch's seeded numpy generator. Under DDP rank ``r`` takes every
-        ``world_size``-th sample of each batch. ``None``: a shuffled partition (default).
+        ``world_size``-th sample of each batch. Validation batches stay a fixed partition.
+        ``None``: a shuffled partition (default).
     seed
         Seed of all draws; epoch ``e`` uses ``seed + f(e)`` for the sample order and set sizes
         and ``seed + f(e) + g(rank)`` for the cell draws, so runs are reproducible.
