@@ -1,7 +1,7 @@
 """scvi-tools model classes, one per method."""
 
-from ._population_jepa import PopulationJEPA
 from ._poppy import POPPY
+from ._population_jepa import PopulationJEPA
 from ._sampleclr import SampleCLR
 from ._scjepa import ScJEPA
 from ._scproto import ScProto

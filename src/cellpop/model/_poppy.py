@@ -30,6 +30,8 @@ from cellpop.model.base import SampleModel
 from cellpop.model.base._docs import doc
 from cellpop.module import POPPYModule
 
+from ._poppy_phenotype import PhenotypeMixin
+
 logger = logging.getLogger(__name__)
 
 _CL_ID = re.compile(r"^CL:\d{7}$")
@@ -39,7 +41,7 @@ def _dense(X) -> np.ndarray:
     return np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float32)
 
 
-class POPPY(SampleModel):
+class POPPY(PhenotypeMixin, SampleModel):
     """Cell-set and bulk encoders aligned by ontology-aware contrastive learning (POPPY).
 
     Each single-cell sample is a set of per-cell embeddings pooled by linear-score attention
@@ -619,4 +621,9 @@ class POPPY(SampleModel):
         """
         if not isinstance(mdata, MuData):
             raise TypeError("POPPY.load(dir_path, mdata) needs the MuData the model works on.")
-        return super().load(dir_path, adata=mdata, **kwargs)
+        import warnings
+
+        with warnings.catch_warnings():  # scvi-tools compares the concatenated MuData genes
+            warnings.filterwarnings("ignore", message=".*`var_names` for the loaded.*")
+            warnings.filterwarnings("ignore", message=".*mod_names is deprecated.*")
+            return super().load(dir_path, adata=mdata, **kwargs)
