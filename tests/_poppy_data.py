@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import tempfile
+from pathlib import Path
+
 import anndata as ad
 import mudata as md
 import numpy as np
@@ -15,8 +19,10 @@ from cellpop.tl import paired_bulk
 T_CELL, B_CELL, MONO = "CL:0000003", "CL:0000004", "CL:0000006"
 
 
-def toy_ontology(tmp_path_factory) -> CellOntology:
-    path = tmp_path_factory.mktemp("poppy_onto") / "toy.obo"
+@functools.cache
+def toy_ontology() -> CellOntology:
+    """test_ontology's toy OBO (T cell CL:0000003, B cell CL:0000004, ... under CL:0000000)."""
+    path = Path(tempfile.mkdtemp()) / "toy.obo"
     path.write_text(TOY_OBO)
     return CellOntology(path)
 
