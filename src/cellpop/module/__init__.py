@@ -1,7 +1,7 @@
 """Torch modules (scvi-tools ``BaseModuleClass``), one per model."""
 
-from ._population_jepa import PopulationJEPAModule
 from ._poppy import POPPYModule, POPPYPhenotypeModule
+from ._population_jepa import PopulationJEPAModule
 from ._sampleclr import SampleCLRModule
 from ._scjepa import ScJEPAModule
 from ._scjepa_classifier import ScJEPAClassifierModule
