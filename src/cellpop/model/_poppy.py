@@ -68,6 +68,9 @@ class POPPY(PhenotypeMixin, SampleModel):
         input): its encoder, frozen, is applied to the bulk profiles (the paper's
         "single-cell model applied to bulk", POPPY-TranscriptFormer, §3.2); the bulk genes are
         then matched to the ScJEPA's genes.
+    batch_norm
+        BatchNorm1d between the two layers of both FFNs (ours; without it the encoders
+        collapse on the shared data, see ``docs/poppy.md``).
 
     Examples
     --------
@@ -91,6 +94,7 @@ class POPPY(PhenotypeMixin, SampleModel):
         n_token: int = 32,
         temperature: float = 0.1,
         bulk_encoder=None,
+        batch_norm: bool = True,
     ):
         if not isinstance(mdata, MuData):
             raise TypeError(f"POPPY takes a MuData (see setup_mudata), got {type(mdata).__name__}.")
@@ -115,6 +119,7 @@ class POPPY(PhenotypeMixin, SampleModel):
         self.module = self._module_cls(
             n_cell_input=n_cell_input, n_genes=len(self.bulk_var_names_), n_latent=n_latent,
             n_hidden=n_hidden, n_token=n_token, temperature=temperature, bulk_backbone=backbone,
+            batch_norm=batch_norm,
         )  # fmt: skip
         if bulk_encoder is not None and "state" in bulk_encoder:
             self.module.bulk_backbone.encoder.load_state_dict(bulk_encoder.pop("state"))
