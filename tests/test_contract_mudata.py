@@ -1,6 +1,7 @@
 """The scvi-tools contract for MuData models (cells + bulk profiles): POPPY.
 
-The same promises as ``test_contract.py`` (whose helpers ``TRAIN`` and ``_digest`` are reused),
+The same promises as ``test_contract.py`` (whose ``Case``, ``TRAIN``, ``_new``, ``_trained`` and
+``_digest`` are reused: ``Case.setup_method`` picks ``setup_mudata``),
 adapted to a MuData whose modalities hold different observations: setup -> train -> getters of
 both modalities (shapes, sample index, ``key_added`` writes exactly that key) -> save/load
 equality -> bulk genes reordered / missing on queries -> unseen donors -> a second ``train()``
@@ -10,30 +11,22 @@ formats -> bad inputs. A new MuData model joins with one ``CASES`` line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import mudata as md
 import numpy as np
 import pandas as pd
 import pytest
-import scvi
 from _poppy_data import make_mudata, toy_ontology
 from scipy import sparse
-from test_contract import TRAIN, _digest
+from test_contract import TRAIN, Case, _digest, _new, _trained
 
 from cellpop.model import POPPY
 from cellpop.train import ModeProbe
 
 
-@dataclass
-class MuCase:
-    """One MuData model: class, setup/init/train arguments, collapse monitor."""
+class MuCase(Case):
+    """A :class:`test_contract.Case` set up with ``setup_mudata``."""
 
-    cls: type
-    setup: dict
-    init: dict = field(default_factory=dict)
-    train: dict = field(default_factory=dict)
-    monitor: str = "train_loss"
+    setup_method = "setup_mudata"
 
     @property
     def id(self) -> str:
@@ -50,18 +43,6 @@ CASES = [
     MuCase(POPPY, {**POPPY_SETUP, "rna_layer": "lognorm"}, POPPY_INIT, POPPY_TRAIN, "embedding_std_train"),
 ]  # fmt: skip
 IDS = [c.id for c in CASES]
-
-
-def _new(case: MuCase, mdata, seed: int = 0):
-    scvi.settings.seed = seed
-    case.cls.setup_mudata(mdata, **case.setup)
-    return case.cls(mdata, **case.init)
-
-
-def _trained(case: MuCase, mdata, seed: int = 0, **kw):
-    model = _new(case, mdata, seed)
-    model.train(**{**TRAIN, **case.train, **kw})
-    return model
 
 
 def _mu_digest(mdata) -> str:

@@ -1,4 +1,5 @@
-"""POPPY fine-tuning (§2.2.5): bulk embeddings query a reference atlas; binary phenotype head."""
+"""POPPY mixins: the soft labels S (§2.1, App. A.2) and fine-tuning (§2.2.5: bulk embeddings
+query a reference atlas; binary phenotype head)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,52 @@ from anndata import AnnData
 
 from cellpop.data import CellDataModule, check_obs_key
 from cellpop.module import POPPYPhenotypeModule
+
+
+class SimilarityMixin:
+    """``compositions`` and ``sample_similarity`` of :class:`cellpop.model.POPPY`."""
+
+    def compositions(self) -> pd.DataFrame:
+        """Cell-type composition of every training sample (rows sum to 1, CL ID columns)."""
+        from cellpop.tl import cell_type_composition
+
+        comp = cell_type_composition(self.adata, self.sample_key, self._setup_args["cell_type_key"])
+        return comp.loc[self.sample_order_]
+
+    def sample_similarity(self, ontology=None, k: int = 100, n_jobs: int | None = None):
+        """The soft labels ``S`` ``(n_samples, n_samples)`` of §2.1 / App. A.2.
+
+        Compositions are propagated on the pruned Cell Ontology, compared by exact EMD with
+        hop costs (:func:`cellpop.ontology.composition_distances`) and turned into similarities
+        by the adaptive kNN kernel with ``k`` neighbours (App. A.2: k = 100; ``n - 1`` when
+        fewer samples).
+
+        Parameters
+        ----------
+        ontology
+            A :class:`cellpop.ontology.CellOntology` (``None``: CL 2022-12-15 via
+            :func:`cellpop.datasets.cell_ontology`).
+        k, n_jobs
+            Kernel neighbours; EMD worker processes.
+
+        Returns
+        -------
+        DataFrame indexed and columned by sample id, float64 in ``[0, 1]``, diagonal 1.
+
+        Raises
+        ------
+        KeyError
+            A cell type unknown to the ontology (all named).
+        """
+        from cellpop.ontology import CellOntology, adaptive_kernel, composition_distances
+
+        co = ontology if ontology is not None else CellOntology()
+        comp = self.compositions()
+        comp.columns = co.map_labels(comp.columns.astype(str))
+        comp = comp.T.groupby(level=0).sum().T  # alt IDs mapping to one term
+        D = composition_distances(comp, co.prune(comp.columns), n_jobs=n_jobs)
+        S = adaptive_kernel(D, k=k)
+        return pd.DataFrame(S, index=comp.index, columns=comp.index)
 
 
 class PhenotypeMixin:
