@@ -33,7 +33,9 @@ def test_poppy_aligns_held_out_pseudobulk_without_collapse(data_dir):
     )  # fmt: skip
     model = POPPY(m)
     S = model.sample_similarity(co, k=5)
-    model.train(max_epochs=30, similarity=S, train_size=0.8, enable_progress_bar=False)
+    model.train(
+        max_epochs=30, similarity=S, train_size=0.8, n_cells=(300, 500), enable_progress_bar=False
+    )
     # collapse monitor: a collapsed run (no BatchNorm) ends near 0.015
     assert model.history["embedding_std_train"].iloc[-1, 0] > 0.04
     val = model.validation_samples_

@@ -328,8 +328,9 @@ class POPPY(PhenotypeMixin, SimilarityMixin, SampleModel):
         return 200
 
     def _plan_defaults(self, max_epochs: int) -> dict:
-        """AdamW, lr 1e-3, weight decay 1e-4, 10 warm-up epochs then cosine (ours: the paper
-        gives no optimiser settings)."""
+        """AdamW, lr 1e-3, weight decay 1e-4, linear warm-up over 10 epochs (a tenth of
+        ``max_epochs`` when shorter) then cosine decay (ours: the paper gives no optimiser
+        settings)."""
         return dict(
             optimizer="AdamW", lr=1e-3, weight_decay=1e-4, scheduler="warmup_cosine",
             warmup_epochs=min(10, max_epochs // 10),
