@@ -15,6 +15,7 @@ from ._sample_sets import SampleSetDataModule, SampleSets, split_samples, split_
 from ._samples import per_sample_mean, sample_codes
 from ._validation import (
     check_categorical_obs,
+    check_constant_within_samples,
     check_counts,
     check_finite,
     check_min_samples,
@@ -34,6 +35,7 @@ __all__ = [
     "align_columns",
     "check_categorical_obs",
     "check_cohorts",
+    "check_constant_within_samples",
     "check_counts",
     "check_finite",
     "check_min_samples",
