@@ -7,7 +7,8 @@ matched through the Cell Ontology), on the genes shared with Hoek. S = Cell-Onto
 Evaluation: for the held-out (validation) samples, rank every held-out pseudobulk by cosine to
 each sample's cell-set embedding (and back); recall@k; chance = k / n_held_out. Also the real
 whole-blood bulk of CIBERSORTx: Spearman between bulk-embedding distances and the L1 distances
-of the measured fractions.
+of the measured fractions. Cohort silhouette of the pseudobulk embeddings (all 48 samples,
+cosine; lower = cohorts better mixed, §3.3).
 
 Usage: ``CELLPOP_DATA_DIR=/work/shared/data python benchmarks/poppy_smoke.py [epochs] [k]``
 (``k = 0``: identity soft labels, the ablation without the ontology)
@@ -27,6 +28,7 @@ import scanpy as sc
 import scvi
 from scipy.spatial.distance import pdist
 from scipy.stats import spearmanr
+from sklearn.metrics import silhouette_score
 
 import cellpop
 from cellpop.model import POPPY
@@ -90,6 +92,10 @@ def main(epochs: int = 200, k: int = 5) -> None:
         zb = model.get_sample_representation(pb, modality="bulk")
         zb.index = pb.obs["donor_id"].astype(str).to_numpy()
         r = recall(zc, zb)
+        cohort = m.mod["rna"].obs.groupby("donor_id", observed=True)["cohort"].first()
+        r["bulk cohort silhouette"] = float(
+            silhouette_score(zb.to_numpy(), cohort.loc[zb.index].astype(str), metric="cosine")
+        )
         print(f"{tag} ({len(samples)} samples, chance R@1 = {1 / len(samples):.3f}):",
               {k: round(v, 3) for k, v in r.items()})  # fmt: skip
 
