@@ -83,7 +83,7 @@ def make_adata(n_donors: int = 6, n_cells: int = 50, n_genes: int = 30, seed: in
 
 def _new(case: Case, adata, seed: int = 0):
     scvi.settings.seed = seed
-    case.cls.setup_anndata(adata, **case.setup)
+    getattr(case.cls, getattr(case, "setup_method", "setup_anndata"))(adata, **case.setup)
     return case.cls(adata, **case.init)
 
 

@@ -8,12 +8,14 @@ from ._cell_loader import (
     iter_row_batches,
     split_cells,
 )
+from ._cross_cohort import CrossCohortSampler, check_cohorts
 from ._genes import MAX_MISSING_GENE_FRACTION, align_columns, gene_positions
 from ._inference_cells import component_quotas, eigenvector_centrality, inference_cells
 from ._sample_sets import SampleSetDataModule, SampleSets, split_samples, split_target
 from ._samples import per_sample_mean, sample_codes
 from ._validation import (
     check_categorical_obs,
+    check_constant_within_samples,
     check_counts,
     check_finite,
     check_min_samples,
@@ -24,6 +26,7 @@ from ._validation import (
 
 __all__ = [
     "CellDataModule",
+    "CrossCohortSampler",
     "MAX_MISSING_GENE_FRACTION",
     "PARTNER_BATCH_KEY",
     "PARTNER_X_KEY",
@@ -31,6 +34,8 @@ __all__ = [
     "SampleSets",
     "align_columns",
     "check_categorical_obs",
+    "check_cohorts",
+    "check_constant_within_samples",
     "check_counts",
     "check_finite",
     "check_min_samples",

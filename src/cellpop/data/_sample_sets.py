@@ -278,6 +278,9 @@ class _SetBatches:
         gen = torch.Generator(device=sets.device).manual_seed(epoch_seed + 7919 * rank)
         # spread leftovers over the batches so no batch has a single sample
         chunks = np.array_split(perm, n_steps)
+        if dm.batch_sampler is not None and self.train:  # model-defined (POPPY §2.2.4)
+            chunks = dm.batch_sampler(self.samples, n_steps, dm.batch_size, rng)
+            chunks = [c[rank::world] for c in chunks] if world > 1 else chunks
         lo, hi = dm.n_cells
         v = dm.n_views
         for chunk in chunks:
@@ -330,6 +333,12 @@ class SampleSetDataModule(LightningDataModule):
     load_to_device
         ``"auto"``: move the matrix to the accelerator if it takes less than
         ``max_device_fraction`` of its free memory; ``True``/``False`` force it.
+    batch_sampler
+        Optional ``batch_sampler(samples, n_batches, batch_size, rng) -> list of sample arrays``
+        deciding which samples share each step (e.g. :class:`cellpop.data.CrossCohortSampler`);
+        ``rng`` is the epoch's seeded numpy generator. Under DDP rank ``r`` takes every
+        ``world_size``-th sample of each batch. Validation batches stay a fixed partition.
+        ``None``: a shuffled partition (default).
     seed
         Seed of all draws; epoch ``e`` (the trainer's ``current_epoch``) of the ``k``-th fit uses
         ``seed + f(e, k)`` for the sample order and set sizes
@@ -361,6 +370,7 @@ class SampleSetDataModule(LightningDataModule):
         load_to_device: bool | Literal["auto"] = "auto",
         max_device_fraction: float = 0.5,
         seed: int = 0,
+        batch_sampler=None,
     ):
         super().__init__()
         if n_cells[0] < 1 or n_cells[1] < n_cells[0]:
@@ -384,6 +394,7 @@ class SampleSetDataModule(LightningDataModule):
         self.load_to_device = load_to_device
         self.max_device_fraction = max_device_fraction
         self.seed = int(seed)
+        self.batch_sampler = batch_sampler
         self._own_epoch = -1  # epochs without a trainer (iterating by hand)
         self._fits = 0  # each fit (training stage) draws afresh
         # scvi-tools' TrainRunner reads these

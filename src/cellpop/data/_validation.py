@@ -133,3 +133,25 @@ def check_var_names_match(adata: AnnData, reference_var_names, what: str = "adat
             f"{len(ref)} genes are missing and {len(extra)} are extra "
             f"(first missing: {list(missing[:5])}). Subset/reorder with adata[:, model_var_names]."
         )
+
+
+def check_constant_within_samples(
+    adata: AnnData, key: str, sample_key: str, what: str, why: str = ""
+) -> None:
+    """Raise ``ValueError`` when the categorical ``obs[key]`` takes several values in a sample.
+
+    Checks ``key`` first with :func:`check_categorical_obs`. The message names ``what=key`` and
+    up to five offending samples, followed by ``why``.
+
+    Raises
+    ------
+    KeyError, ValueError
+        A missing column or NaN values; a value that varies within a sample.
+    """
+    check_categorical_obs(adata, key, what)
+    per = adata.obs.groupby(adata.obs[sample_key].astype(str), observed=True)[key]
+    varies = per.nunique()
+    if (varies > 1).any():
+        raise ValueError(
+            f"{what}={key!r} varies within samples {varies.index[varies > 1][:5].tolist()}{why}"
+        )

@@ -158,16 +158,12 @@ class PopulationJEPA(SampleModel):
         setup_method_args = cls._get_setup_method_args(**locals())
         cls._check_samples(adata, sample_key, min_cells_per_sample)
         if dataset_key is not None:
-            from cellpop.data import check_categorical_obs
+            from cellpop.data import check_constant_within_samples
 
-            check_categorical_obs(adata, dataset_key, "dataset_key")
-            per = adata.obs.groupby(adata.obs[sample_key].astype(str), observed=True)[dataset_key]
-            varies = per.nunique()
-            if (varies > 1).any():
-                raise ValueError(
-                    f"dataset_key={dataset_key!r} varies within samples "
-                    f"{varies.index[varies > 1][:5].tolist()}: a sample comes from one dataset."
-                )
+            check_constant_within_samples(
+                adata, dataset_key, sample_key, "dataset_key",
+                ": a sample comes from one dataset.",
+            )  # fmt: skip
         from scvi import REGISTRY_KEYS
 
         cls._register(

@@ -1,5 +1,6 @@
 """Torch modules (scvi-tools ``BaseModuleClass``), one per model."""
 
+from ._poppy import POPPYModule, POPPYPhenotypeModule
 from ._population_jepa import PopulationJEPAModule
 from ._sampleclr import SampleCLRModule
 from ._scjepa import ScJEPAModule
@@ -7,6 +8,8 @@ from ._scjepa_classifier import ScJEPAClassifierModule
 from ._scproto import ScProtoModule
 
 __all__ = [
+    "POPPYModule",
+    "POPPYPhenotypeModule",
     "PopulationJEPAModule",
     "SampleCLRModule",
     "ScJEPAClassifierModule",

@@ -12,6 +12,7 @@ from ._jepa import (
 )
 from ._monitor import embedding_std
 from ._pooling import CellImportancePooling
+from ._poppy import multi_positive_contrastive_loss
 from ._residual_mlp import ResidualMLP
 from ._set_transformer import SetAttention, SetTransformer, SetTransformerBlock
 from ._sigreg import SIGReg, epps_pulley, random_directions, sigreg, vicreg_variance
@@ -41,6 +42,7 @@ __all__ = [
     "jepa_l1_loss",
     "masked_mean",
     "masked_vicreg_variance",
+    "multi_positive_contrastive_loss",
     "pointer_tokens_pca",
     "propagation_loss",
     "random_directions",

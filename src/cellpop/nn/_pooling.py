@@ -23,6 +23,10 @@ class CellImportancePooling(nn.Module):
         Number of importance heads ``H`` (paper App. A.4: 1 tiny, 8 large).
     n_hidden, n_layers, norm
         Architecture of each head (paper App. A.4: 32 / 2 / LayerNorm for the tiny model).
+    score
+        ``"mlp"`` (the residual-MLP heads above, SampleCLR) or ``"linear"``: each head's logit
+        is ``w^T x + b`` (Ilse et al. 2018's plain attention score, POPPY §2.2.1 eq. 2);
+        ``n_hidden``, ``n_layers`` and ``norm`` are then unused.
     """
 
     def __init__(
@@ -32,11 +36,16 @@ class CellImportancePooling(nn.Module):
         n_hidden: int = 32,
         n_layers: int = 2,
         norm: Norm = "layer",
+        score: str = "mlp",
     ):
         super().__init__()
+        if score not in ("mlp", "linear"):
+            raise ValueError(f"score must be 'mlp' or 'linear', got {score!r}")
         self.n_heads = n_heads
         self.heads = nn.ModuleList(
-            ResidualMLP(n_input, 1, n_hidden=n_hidden, n_layers=n_layers, norm=norm)
+            nn.Linear(n_input, 1)
+            if score == "linear"
+            else ResidualMLP(n_input, 1, n_hidden=n_hidden, n_layers=n_layers, norm=norm)
             for _ in range(n_heads)
         )
 

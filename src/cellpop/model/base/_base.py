@@ -91,6 +91,9 @@ class CellpopModel(BaseModelClass):
 
     _default_batch_size: int = 128
     _default_patience: int = 45
+    _input_args: tuple[str, str] = ("layer", "obsm_key")
+    """Names of the setup arguments holding the input layer and ``obsm`` key (POPPY's
+    ``setup_mudata`` names them ``rna_layer`` and ``rna_obsm_key``)."""
 
     def __init__(self, adata: AnnData | None = None):
         super().__init__(adata)
@@ -175,7 +178,7 @@ class CellpopModel(BaseModelClass):
     @property
     def _uses_genes(self) -> bool:
         """Expression input (genes matched by name) rather than an ``obsm`` embedding."""
-        return self._setup_args.get("obsm_key") is None
+        return self._setup_args.get(self._input_args[1]) is None
 
     def _obs_keys(self) -> list[tuple[str, str]]:
         """``(registry key, obs column)`` of every registered categorical field."""
@@ -207,7 +210,7 @@ class CellpopModel(BaseModelClass):
                 obs[obs_key] = adata.obs[obs_key].to_numpy()
             else:
                 obs[obs_key] = QUERY_CATEGORY
-        layer, obsm_key = args.get("layer"), args.get("obsm_key")
+        layer, obsm_key = (args.get(k) for k in self._input_args)
         X = get_input_matrix(adata, layer=layer, obsm_key=obsm_key)
         if obsm_key is not None:
             n = len(self.adata_manager.get_state_registry(REGISTRY_KEYS.X_KEY).column_names)
@@ -547,12 +550,12 @@ class CellpopModel(BaseModelClass):
                 dir_path, False, map_location="cpu", prefix=kwargs.get("prefix")
             )
             args = attr["registry_"][_SETUP_ARGS_KEY]
-            if args.get("obsm_key") is None and var_names is not None:
+            if args.get(cls._input_args[1]) is None and var_names is not None:
                 model_genes = pd.Index(np.asarray(var_names).astype(str))
                 pos = gene_positions(adata.var_names, model_genes)
                 if pos is not None and (pos < 0).any():
                     logger.warning("model.adata is an aligned copy of the given AnnData.")
-                    adata = _aligned_copy(adata, model_genes, args.get("layer"), pos)
+                    adata = _aligned_copy(adata, model_genes, args.get(cls._input_args[0]), pos)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*var_names for adata passed in.*")
             return super().load(dir_path, adata=adata, **kwargs)
