@@ -37,8 +37,9 @@ PRESETS = {
     ),
 }  # fmt: skip
 
-#: Expected overlap of two views at the paper's regime: 1,000-2,000 of ~4,900 cells per donor
-#: (App. A.4 and §4) are 20-41 % of the donor; the default view size keeps these fractions.
+#: Expected overlap of two views at the paper's regime: 1,000-2,000 cells per view (App. A.4) of
+#: ~4,900 cells per donor (Stephenson, Table 2) are 20-41 % of the donor; the default keeps these
+#: fractions.
 VIEW_FRACTION = (0.2, 0.4)
 #: The paper's view sizes (App. A.4), the largest default.
 VIEW_CAP = (1000, 2000)
