@@ -54,9 +54,9 @@ def default_view_size(sample_sizes) -> tuple[int, int]:
     sample of ``N`` cells share ``n^2 / N`` cells on average, i.e. a fraction ``n / N`` of each
     view: 20-40 % for a median-sized sample, the paper's regime (1,000-2,000 of ~4,900 cells per
     donor: 20-41 %). Larger samples overlap less; smaller ones more (a sample with fewer than
-    ``n`` cells is resampled with replacement). Without this rule, views of 250-500 cells of
-    Stephenson's 500-cell donors overlap 75 % on average and the contrastive task is solved by
-    donor fingerprints (docs/benchmarks.md, "SampleCLR view size").
+    ``n`` cells is resampled with replacement). A fixed 250-500 cells of Stephenson's 500-cell
+    donors overlap 75 % on average; measured effect of the rule:
+    docs/benchmarks.md, "SampleCLR view size".
 
     Parameters
     ----------
