@@ -205,3 +205,39 @@ def test_presets_diversity_and_early_stopping():
     assert rand.shape == (8, 192)
     with pytest.raises(ValueError, match="model_size"):
         SampleCLR(a, model_size="huge")
+
+
+def test_default_view_size_rule():
+    from cellpop.model._sampleclr import default_view_size
+
+    # floor(0.2 N), floor(0.4 N) of the median N, capped at the paper's (1000, 2000)
+    assert default_view_size([500] * 20) == (100, 200)
+    assert default_view_size([4900, 4900]) == (980, 1960)  # the paper's donors: 20-40 %
+    assert default_view_size([100, 5000, 20000]) == (1000, 2000)  # median 5000, capped
+    assert default_view_size([300, 700]) == (100, 200)  # median 500
+    assert default_view_size([3, 4]) == (1, 1)  # floor(0.7), floor(1.4) -> at least 1
+    for bad in ([], [10, 0]):
+        with pytest.raises(ValueError, match="sample_sizes"):
+            default_view_size(bad)
+
+
+def test_default_views_of_500_cells_overlap_partially():
+    a = make_sample_adata(n_samples=4, n_cells=500)
+    a.obsm["X_pca"][:, 0] = np.arange(a.n_obs)  # cell id, to find shared cells
+    model = _setup(a)
+    scvi.settings.seed = 0
+    model.train(max_epochs=1, train_size=1.0, enable_progress_bar=False)
+    assert model.view_size_ == (100, 200)
+    dm = model._set_datamodule(4, 1.0, False, n_cells=model.view_size_)
+    shared = []
+    for _ in range(25):
+        for batch in dm.train_dataloader():
+            ids = batch["x"][..., 0].long().numpy()  # (2 views, B, n)
+            for v0, v1 in zip(ids[0], ids[1]):
+                shared.append(len(np.intersect1d(v0, v1)) / len(v0))
+    # expected share of a view: n / N with n uniform in 100..200 -> 0.30 (the old 250-500: 0.75)
+    assert 0.25 < np.mean(shared) < 0.35
+    assert max(shared) < 0.55
+    # an explicit n_cells is used as given
+    model.train(max_epochs=1, train_size=1.0, n_cells=(250, 500), enable_progress_bar=False)
+    assert model.view_size_ == (250, 500)

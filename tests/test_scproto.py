@@ -227,3 +227,50 @@ def test_kang_prototypes_are_pure(data_dir):
 
 
 KANG_EPOCHS = 5
+
+
+def test_sinkhorn_min_group_ratio_option_and_agreement_metric(trained):
+    import math
+
+    from scvi import REGISTRY_KEYS
+
+    from cellpop.data import PARTNER_BATCH_KEY, PARTNER_X_KEY
+    from cellpop.module._scproto import ScProtoModule
+    from cellpop.nn._swav import cosine_scores, sinkhorn_knopp
+
+    _, _, model = trained
+    h = model.history["target_agreement_train"].to_numpy(dtype=float)
+    assert ((h >= 0) & (h <= 1)).all() and "target_agreement_validation" in model.history
+    adata = _synthetic()
+    ScProto.setup_anndata(adata, batch_key="study")
+    assert (
+        ScProto(adata, n_prototypes=9, sinkhorn_min_group_ratio=0.5).module.sinkhorn_min_group == 5
+    )
+    with pytest.raises(ValueError, match="sinkhorn_min_group_ratio"):
+        ScProto(adata, n_prototypes=9, sinkhorn_min_group_ratio=-1.0)
+    # 8 batches of 2 cells, K = 4: ratio 1 -> every group uses the Sinkhorn of all 16 cells,
+    # ratio 0 -> each 2-cell group its own; the logged agreement follows the rule used
+    torch.manual_seed(0)
+    x = torch.poisson(torch.full((16, 20), 3.0))
+    b = torch.arange(8).repeat_interleave(2)
+    tensors = {
+        REGISTRY_KEYS.X_KEY: x,
+        REGISTRY_KEYS.BATCH_KEY: b[:, None],
+        PARTNER_X_KEY: x.flip(0),
+        PARTNER_BATCH_KEY: b.flip(0)[:, None],
+    }
+    got = {}
+    for ratio in (0.0, 1.0):
+        torch.manual_seed(1)
+        m = ScProtoModule(n_input=20, n_batch=8, n_prototypes=4, sinkhorn_min_group_ratio=ratio)
+        m.eval()
+        assert m.sinkhorn_min_group == math.ceil(ratio * 4)
+        inf, _, loss = m(tensors)
+        ref = []
+        for z in (inf["qz_mean"], inf["qz_mean_pos"]):
+            s = cosine_scores(z, m.prototypes)
+            q = sinkhorn_knopp(s, 0.02, 3, groups=None if ratio else b, hard=True)
+            ref.append((q.argmax(1) == s.argmax(1)).float().mean())
+        got[ratio] = float(loss.extra_metrics["target_agreement"])
+        assert got[ratio] == pytest.approx(float(sum(ref) / 2))
+    assert got[0.0] != got[1.0]

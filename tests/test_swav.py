@@ -20,6 +20,7 @@ from cellpop.nn._swav import (
     propagation_loss,
     sinkhorn_knopp,
     swapped_prediction_loss,
+    target_agreement,
 )
 
 
@@ -138,3 +139,58 @@ def test_cvae_blocks_shapes_and_nb_loss():
     ref = torch.distributions.NegativeBinomial(total_count=theta, probs=mu / (mu + theta))
     torch.testing.assert_close(nll, -ref.log_prob(x).sum(1), rtol=1e-4, atol=1e-3)
     assert F.relu(-nll).sum() == 0
+
+
+def _np_sinkhorn_one_step(scores: np.ndarray, eps: float) -> np.ndarray:
+    """One Sinkhorn-Knopp iteration by hand (SwAV): Q = exp(S/eps)^T / total, rows 1/K, cols 1/B."""
+    b, k = scores.shape
+    Q = np.exp(scores / eps).T
+    Q = Q / Q.sum()
+    Q = Q / Q.sum(1, keepdims=True) / k
+    Q = Q / Q.sum(0, keepdims=True) / b
+    return (Q * b).T
+
+
+def test_sinkhorn_small_group_falls_back_to_global_hand_case():
+    # K = 2 prototypes; group 7 holds 3 cells, group 9 a single cell that clearly prefers
+    # prototype 1. Alone, one cell must give each prototype 1/K of itself: its target is
+    # uniform whatever its scores. With min_group_size = K = 2 the single cell takes its row
+    # from the Sinkhorn over all 4 cells instead.
+    scores = torch.tensor([[1.0, 0.0], [0.8, 0.1], [0.0, 0.2], [0.0, 1.0]])
+    groups = torch.tensor([7, 7, 7, 9])
+    per_group = sinkhorn_knopp(scores, epsilon=1.0, n_iters=1, groups=groups)
+    torch.testing.assert_close(per_group[3], torch.tensor([0.5, 0.5]))
+    q = sinkhorn_knopp(scores, epsilon=1.0, n_iters=1, groups=groups, min_group_size=2)
+    big = _np_sinkhorn_one_step(scores[:3].numpy().astype(np.float64), 1.0)
+    whole = _np_sinkhorn_one_step(scores.numpy().astype(np.float64), 1.0)
+    np.testing.assert_allclose(q[:3].numpy(), big, rtol=1e-6)  # the 3-cell group: its own
+    np.testing.assert_allclose(q[3].numpy(), whole[3], rtol=1e-6)  # the single cell: global
+    assert q[3, 1] > 0.6  # follows its score now
+    # hard targets: the fallback puts the cell on its nearest prototype
+    h = sinkhorn_knopp(scores, epsilon=1.0, n_iters=1, groups=groups, min_group_size=2, hard=True)
+    assert h[3].tolist() == [0.0, 1.0]
+    # a threshold every group meets changes nothing
+    torch.testing.assert_close(
+        sinkhorn_knopp(scores, epsilon=1.0, n_iters=1, groups=groups, min_group_size=1), per_group
+    )
+
+
+def test_sinkhorn_fallback_marginals_converged():
+    g = torch.Generator().manual_seed(2)
+    k = 4
+    scores = torch.rand(14, k, generator=g) * 2 - 1
+    groups = torch.tensor([0] * 8 + [1] * 3 + [2] * 3)  # groups 1 and 2 are below K = 4
+    q = sinkhorn_knopp(scores, epsilon=0.5, n_iters=300, groups=groups, min_group_size=k)
+    q_all = sinkhorn_knopp(scores, epsilon=0.5, n_iters=300)
+    torch.testing.assert_close(q.sum(1), torch.ones(14))
+    # the large group is balanced on its own: each prototype gets 8 / 4 = 2 of its cells
+    torch.testing.assert_close(q[:8].sum(0), torch.full((k,), 2.0), atol=1e-4, rtol=1e-4)
+    # the small groups' rows are the global ones, whose columns hold 14 / 4 cells in total
+    torch.testing.assert_close(q[8:], q_all[8:])
+    torch.testing.assert_close(q_all.sum(0), torch.full((k,), 3.5), atol=1e-4, rtol=1e-4)
+
+
+def test_target_agreement_counts_nearest_prototype_targets():
+    scores = torch.tensor([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.1, 0.2, 0.3], [0.5, 0.4, 0.0]])
+    q = F.one_hot(torch.tensor([0, 2, 2, 1]), 3).float()  # cells 0 and 2 on their nearest
+    assert target_agreement(scores, q).item() == pytest.approx(0.5)

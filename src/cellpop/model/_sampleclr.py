@@ -37,6 +37,50 @@ PRESETS = {
     ),
 }  # fmt: skip
 
+#: Expected overlap of two views at the paper's regime: 1,000-2,000 cells per view (App. A.4) of
+#: ~4,900 cells per donor (Stephenson, Table 2) are 20-41 % of the donor; the default keeps these
+#: fractions.
+VIEW_FRACTION = (0.2, 0.4)
+#: The paper's view sizes (App. A.4), the largest default.
+VIEW_CAP = (1000, 2000)
+
+
+def default_view_size(sample_sizes) -> tuple[int, int]:
+    """Default ``(min, max)`` cells per view, derived from the samples' sizes.
+
+    With ``N`` the median number of cells per sample: ``min = floor(0.2 N)`` and
+    ``max = floor(0.4 N)``, capped at the paper's ``(1000, 2000)`` (App. A.4), with
+    ``1 <= min <= max``. Two views of ``n`` cells drawn independently without replacement from a
+    sample of ``N`` cells share ``n^2 / N`` cells on average, i.e. a fraction ``n / N`` of each
+    view: 20-40 % for a median-sized sample, the paper's regime (1,000-2,000 of ~4,900 cells per
+    donor: 20-41 %). Larger samples overlap less; smaller ones more (a sample with fewer than
+    ``n`` cells is resampled with replacement). A fixed 250-500 cells of Stephenson's 500-cell
+    donors overlap 75 % on average; measured effect of the rule:
+    docs/benchmarks.md, "SampleCLR view size".
+
+    Parameters
+    ----------
+    sample_sizes
+        Number of cells of every sample, shape ``(n_samples,)``.
+
+    Returns
+    -------
+    ``(min, max)`` ints, e.g. ``(100, 200)`` for 500-cell samples, ``(980, 1960)`` for 4,900
+    and ``(1000, 2000)`` from 5,000 cells on.
+
+    Raises
+    ------
+    ValueError
+        If ``sample_sizes`` is empty or holds a value < 1.
+    """
+    sizes = np.asarray(sample_sizes, dtype=np.float64).reshape(-1)
+    if sizes.size == 0 or not np.all(sizes >= 1):
+        raise ValueError(f"sample_sizes must be >= 1 cells each, got {sizes[:10].tolist()}")
+    n = float(np.median(sizes))
+    lo = max(1, min(VIEW_CAP[0], int(np.floor(VIEW_FRACTION[0] * n))))
+    hi = max(lo, min(VIEW_CAP[1], int(np.floor(VIEW_FRACTION[1] * n))))
+    return lo, hi
+
 
 class SampleCLR(SampleModel):
     """Sample (donor) representations by contrasting random cell subsets of each sample.
@@ -239,7 +283,7 @@ class SampleCLR(SampleModel):
         plan_kwargs: dict | None = None,
         datasplitter_kwargs: dict | None = None,
         max_epochs_supervised: int | None = None,
-        n_cells: tuple[int, int] = (1000, 2000),
+        n_cells: tuple[int, int] | None = None,
         small_sample: Literal["replace", "mask"] = "replace",
         prior_similarity: pd.DataFrame | None = None,
         supervised: bool = True,
@@ -263,8 +307,12 @@ class SampleCLR(SampleModel):
         max_epochs_supervised
             Joint-stage epochs (``None``: ``max_epochs``); only with supervised heads.
         n_cells
-            ``(min, max)`` cells per subset; each step draws ``n`` uniformly (App. A.4:
-            1000-2000). Samples with fewer cells are resampled with replacement.
+            ``(min, max)`` cells per subset; each step draws ``n`` uniformly. ``None``:
+            :func:`default_view_size` of the samples' sizes, ``floor(0.2 N), floor(0.4 N)``
+            with ``N`` the median cells per sample, capped at the paper's ``(1000, 2000)``
+            (App. A.4), so that two views share 20-40 % of their cells as in the paper. The value
+            used is stored in ``view_size_``. Samples with fewer cells are resampled with
+            replacement.
         small_sample
             ``"replace"`` (paper) or ``"mask"`` (pad and mask small samples).
         prior_similarity
@@ -283,6 +331,9 @@ class SampleCLR(SampleModel):
         codes, names = self._samples(self.adata_manager)
         prior = self._prior_tensor(prior_similarity, names)
         targets, _ = per_sample_targets(self.adata, self._setup_args, codes, len(names))
+        if n_cells is None:
+            n_cells = default_view_size(np.bincount(codes, minlength=len(names)))
+        self.view_size_ = (int(n_cells[0]), int(n_cells[1]))
         split = dict(datasplitter_kwargs or {})
         stratify = self._stratify(split.pop("stratify_key", None))
         dm = self._set_datamodule(

@@ -130,6 +130,12 @@ class ScProto(CellpopModel):
         Sinkhorn iterations (SwAV: 3).
     hard_assignment
         One-hot Sinkhorn targets (scProto §4.1, "hard clustering option").
+    sinkhorn_min_group_ratio
+        A ``batch_key`` group holding fewer than ``ceil(ratio * K)`` cells of a minibatch takes
+        its Sinkhorn targets from one Sinkhorn over the whole minibatch (global fallback)
+        instead of its own. Default 1.0 (a group needs one cell per prototype; below that
+        the equal partition pulls targets off the nearest prototype, docs/scproto.md);
+        ``0``: always per group (eq. 3 as written).
     swav_weight, propagation_weight, cvae_weight
         Loss weights of eq. 5 (scProto §4.1: 1, 1.0, 0.01). ``swav_weight=0,
         propagation_weight=0`` trains the plain scPoli-style CVAE (ablation).
@@ -143,7 +149,8 @@ class ScProto(CellpopModel):
     Raises
     ------
     ValueError
-        If ``n_prototypes`` exceeds the number of cells or is < 1.
+        If ``n_prototypes`` exceeds the number of cells or is < 1, or
+        ``sinkhorn_min_group_ratio < 0``.
 
     Notes
     -----
@@ -170,6 +177,7 @@ class ScProto(CellpopModel):
         sinkhorn_epsilon: float = 0.02,
         sinkhorn_iterations: int = 3,
         hard_assignment: bool = True,
+        sinkhorn_min_group_ratio: float = 1.0,
         swav_weight: float = 1.0,
         propagation_weight: float = 1.0,
         cvae_weight: float = 0.01,
@@ -204,6 +212,7 @@ class ScProto(CellpopModel):
             sinkhorn_epsilon=sinkhorn_epsilon,
             sinkhorn_iterations=sinkhorn_iterations,
             hard_assignment=hard_assignment,
+            sinkhorn_min_group_ratio=sinkhorn_min_group_ratio,
             swav_weight=swav_weight,
             propagation_weight=propagation_weight,
             cvae_weight=cvae_weight,
@@ -321,7 +330,8 @@ class ScProto(CellpopModel):
             raise ValueError(
                 f"batch_key categories {', '.join(names)} are too small: a minibatch of "
                 f"{batch_size} cells would hold fewer than {MIN_CELLS_PER_BATCH_IN_MINIBATCH} of "
-                "them on average, too few for the per-batch Sinkhorn. Increase batch_size or "
+                "them on average, too few to form swapped-prediction pairs (groups with fewer "
+                "than 2 cells are left out of the SwAV loss). Increase batch_size or "
                 "merge/remove these batches."
             )
 

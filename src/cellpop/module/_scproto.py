@@ -11,6 +11,8 @@ each batch/study and averaged (eq. 3), ``L_propagation`` = ``max_i min_j d(z_i, 
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from scvi import REGISTRY_KEYS
@@ -31,6 +33,7 @@ from cellpop.nn._swav import (
     propagation_loss,
     sinkhorn_knopp,
     swapped_prediction_loss,
+    target_agreement,
 )
 
 
@@ -61,6 +64,10 @@ class ScProtoModule(BaseModuleClass):
         Sinkhorn iterations (SwAV: 3).
     hard_assignment
         Use one-hot Sinkhorn targets (scProto §4.1 "hard clustering option").
+    sinkhorn_min_group_ratio
+        Batch groups of a minibatch with fewer than ``ceil(ratio * K)`` cells take their targets
+        from one Sinkhorn over the whole minibatch instead of their own (``0``: always per
+        group, eq. 3 as written). Default 1.0: a group needs at least one cell per prototype.
     swav_weight, propagation_weight, cvae_weight
         Loss weights (scProto §4.1: 1, 1.0, 0.01). ``swav_weight = propagation_weight = 0`` gives
         the plain scPoli-style CVAE (ablation).
@@ -79,6 +86,7 @@ class ScProtoModule(BaseModuleClass):
         sinkhorn_epsilon: float = 0.02,
         sinkhorn_iterations: int = 3,
         hard_assignment: bool = True,
+        sinkhorn_min_group_ratio: float = 1.0,
         swav_weight: float = 1.0,
         propagation_weight: float = 1.0,
         cvae_weight: float = 0.01,
@@ -91,6 +99,11 @@ class ScProtoModule(BaseModuleClass):
         self.sinkhorn_epsilon = sinkhorn_epsilon
         self.sinkhorn_iterations = sinkhorn_iterations
         self.hard_assignment = hard_assignment
+        if not sinkhorn_min_group_ratio >= 0:
+            raise ValueError(
+                f"sinkhorn_min_group_ratio must be >= 0, got {sinkhorn_min_group_ratio!r}"
+            )
+        self.sinkhorn_min_group = math.ceil(sinkhorn_min_group_ratio * n_prototypes)
         self.swav_weight = swav_weight
         self.propagation_weight = propagation_weight
         self.cvae_weight = cvae_weight
@@ -170,6 +183,8 @@ class ScProtoModule(BaseModuleClass):
 
         ``latent_std`` (:func:`cellpop.nn.embedding_std`) is the median over latent dimensions of
         the per-dimension std of the cells' latent means in the minibatch (SwAV's embedding).
+        ``target_agreement`` (:func:`cellpop.nn._swav.target_agreement`) is the fraction of
+        Sinkhorn targets (both views) equal to the cell's nearest prototype.
         """
         x = tensors[REGISTRY_KEYS.X_KEY]
         rec = nb_reconstruction_loss(
@@ -196,6 +211,7 @@ class ScProtoModule(BaseModuleClass):
                 "n_iters": self.sinkhorn_iterations,
                 "groups": groups,
                 "hard": self.hard_assignment,
+                "min_group_size": self.sinkhorn_min_group,
             }
             q_t = sinkhorn_knopp(scores_t, **kw)
             q_s = sinkhorn_knopp(scores_s, **kw)
@@ -204,7 +220,14 @@ class ScProtoModule(BaseModuleClass):
             )
             prop = propagation_loss(z_t, protos)
             total = total + self.swav_weight * swav + self.propagation_weight * prop
-            extra.update({"swav_loss": swav.detach(), "propagation_loss": prop.detach()})
+            agree = (target_agreement(scores_t, q_t) + target_agreement(scores_s, q_s)) / 2
+            extra.update(
+                {
+                    "swav_loss": swav.detach(),
+                    "propagation_loss": prop.detach(),
+                    "target_agreement": agree,
+                }
+            )
         return LossOutput(
             loss=total,
             reconstruction_loss=rec,

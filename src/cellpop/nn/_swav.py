@@ -22,6 +22,7 @@ __all__ = [
     "propagation_loss",
     "sinkhorn_knopp",
     "swapped_prediction_loss",
+    "target_agreement",
 ]
 
 
@@ -60,6 +61,7 @@ def sinkhorn_knopp(
     n_iters: int = 3,
     groups: torch.Tensor | None = None,
     hard: bool = False,
+    min_group_size: int = 0,
 ) -> torch.Tensor:
     """Balanced soft assignments of cells to prototypes (SwAV's Sinkhorn-Knopp).
 
@@ -83,12 +85,34 @@ def sinkhorn_knopp(
     hard
         Return one-hot rows at the arg-max of the balanced assignment (scProto §4.1 "hard
         clustering option").
+    min_group_size
+        Groups with fewer cells than this take their rows from one Sinkhorn over *all* ``B``
+        cells (the global fallback) instead of their own; ``0`` (default): every group is
+        balanced on its own. A balanced assignment of ``B_g`` cells gives each prototype
+        ``B_g / K`` cells, less than one when ``B_g < K``: the constraint is then met only by
+        spreading every cell over many prototypes and the arg-max stops following the scores
+        (scProto's model uses ``min_group_size = K``, see :class:`cellpop.model.ScProto`).
 
     Returns
     -------
     Tensor ``(B, K)``: every row (cell) sums to 1 exactly; within a group of ``B_g`` cells every
-    column (prototype) sums to ``B_g / K`` once the iterations have converged.
+    column (prototype) sums to ``B_g / K`` once the iterations have converged. With the
+    fallback, the columns of the global Sinkhorn sum to ``B / K`` over all ``B`` cells, of
+    which only the rows of the small groups are used.
     """
+    q = _sinkhorn(scores, epsilon, n_iters, groups)
+    if min_group_size > 0 and groups is not None:
+        inv, n_groups = _group_ids(groups, scores.shape[0], scores.device)
+        small = (torch.bincount(inv, minlength=n_groups) < min_group_size)[inv]
+        if bool(small.any()):
+            q = torch.where(small[:, None], _sinkhorn(scores, epsilon, n_iters, None), q)
+    if hard:
+        q = F.one_hot(q.argmax(dim=1), scores.shape[1]).float()
+    return q
+
+
+def _sinkhorn(scores, epsilon, n_iters, groups) -> torch.Tensor:
+    """Soft grouped Sinkhorn-Knopp (see :func:`sinkhorn_knopp`)."""
     if scores.ndim != 2:
         raise ValueError(
             f"scores must be 2-D (cells x prototypes), got shape {tuple(scores.shape)}"
@@ -110,10 +134,25 @@ def sinkhorn_knopp(
         proto_sums = onehot.T @ q  # (G, K): prototype (row) sums within each group
         q = q / proto_sums.clamp_min(tiny)[inv] / k
         q = q / q.sum(dim=1, keepdim=True).clamp_min(tiny) / n_g[inv, None]
-    q = q * n_g[inv, None]
-    if hard:
-        q = F.one_hot(q.argmax(dim=1), k).float()
-    return q
+    return q * n_g[inv, None]
+
+
+def target_agreement(scores: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Fraction of cells whose Sinkhorn target is their nearest prototype.
+
+    Parameters
+    ----------
+    scores
+        Cell-prototype similarities, shape ``(B, K)``.
+    q
+        Sinkhorn targets (soft or one-hot), shape ``(B, K)``.
+
+    Returns
+    -------
+    0-d float tensor in ``[0, 1]``: mean of ``argmax_k q == argmax_k scores`` (no gradient).
+    1 means the balancing leaves every hard target on the cell's own closest prototype.
+    """
+    return (q.argmax(dim=1) == scores.detach().argmax(dim=1)).float().mean()
 
 
 def grouped_mean(
