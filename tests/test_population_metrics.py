@@ -24,7 +24,7 @@ def test_dataset_silhouette_by_hand():
     assert metrics.dataset_silhouette(rep, labels) == pytest.approx(expected)
     mixed = pd.Series(["a", "b", "a", "b"], index=rep.index)
     assert metrics.dataset_silhouette(rep, mixed) < 0
-    with pytest.raises(KeyError, match="labels lacks 1 sample"):
+    with pytest.raises(KeyError, match="labels lack 1 sample"):
         metrics.dataset_silhouette(rep, labels.iloc[:3])
     with pytest.raises(TypeError, match="DataFrame"):
         metrics.dataset_silhouette(rep.to_numpy(), labels)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ._probe import align_to_samples
+
 __all__ = [
     "composition_probe",
     "dataset_silhouette",
@@ -35,19 +37,8 @@ def _matrix(representation: pd.DataFrame) -> np.ndarray:
 
 
 def _aligned(representation: pd.DataFrame, values, name: str) -> np.ndarray:
-    """``values`` (Series / DataFrame indexed by sample id) in the representation's row order."""
-    if not isinstance(values, pd.Series | pd.DataFrame):
-        raise TypeError(f"{name} must be a pandas Series/DataFrame indexed by sample id.")
-    index = representation.index.astype(str)
-    v = values.copy()
-    v.index = v.index.astype(str)
-    missing = index.difference(v.index)
-    if len(missing):
-        raise KeyError(
-            f"{name} lacks {len(missing)} sample(s) of the representation (first: "
-            f"{list(missing[:5])})."
-        )
-    out = v.loc[index]
+    """``values`` in the representation's row order; missing values raise."""
+    out = align_to_samples(representation, values, name)
     if out.isna().to_numpy().any():
         raise ValueError(f"{name} has missing values for some samples.")
     return out.to_numpy()
