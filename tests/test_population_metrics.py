@@ -35,13 +35,15 @@ def test_leiden_ari_separated_and_orthogonal():
     X = np.vstack([rng.normal(0, 0.1, (10, 3)), rng.normal(20, 0.1, (10, 3))])
     rep = frame(X)
     same = pd.Series(["a"] * 10 + ["b"] * 10, index=rep.index)
-    ari, n_clusters = metrics.leiden_ari(rep, same, n_neighbors=5)
+    # "gauss" weights: the default "umap" JIT-compiles numba (~20 s); both give these answers
+    ari, n_clusters = metrics.leiden_ari(rep, same, n_neighbors=5, neighbors_method="gauss")
     assert (ari, n_clusters) == (1.0, 2)
     # labels alternate inside each cluster: contingency [[5, 5], [5, 5]];
     # ARI = (40 - 90 * 90 / 190) / (90 - 90 * 90 / 190)
     alt = pd.Series(["a", "b"] * 10, index=rep.index)
     expected = (40 - 8100 / 190) / (90 - 8100 / 190)
-    assert metrics.leiden_ari(rep, alt, n_neighbors=5)[0] == pytest.approx(expected)
+    ari = metrics.leiden_ari(rep, alt, n_neighbors=5, neighbors_method="gauss")[0]
+    assert ari == pytest.approx(expected)
 
 
 def test_svm_scores_one_misplaced_positive():
