@@ -3,6 +3,14 @@
 from ._annotation import annotation_f1, f1_scores
 from ._coverage import KANG_MARKERS, metacell_denoising_f1, rare_population_coverage
 from ._integration import integration_scores
+from ._population import (
+    composition_probe,
+    dataset_silhouette,
+    leiden_ari,
+    perturbation_cv,
+    silhouette_auc,
+    svm_scores,
+)
 from ._probe import loo_probe
 from ._scgraph import centroid_distances, scgraph, scgraph_reference
 from ._spare import (
@@ -15,6 +23,12 @@ from ._spare import (
 )
 
 __all__ = [
+    "composition_probe",
+    "dataset_silhouette",
+    "leiden_ari",
+    "perturbation_cv",
+    "silhouette_auc",
+    "svm_scores",
     "KANG_MARKERS",
     "annotation_f1",
     "as_distance",

@@ -13,6 +13,31 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 
+def align_to_samples(representation: pd.DataFrame, values, name: str):
+    """``values`` (a Series or DataFrame indexed by sample id) in the representation's row order
+    (ids compared as strings; missing values kept).
+
+    Raises
+    ------
+    TypeError
+        If ``values`` is not a Series/DataFrame.
+    KeyError
+        If samples of the representation are missing from ``values`` (the message says ``name``).
+    """
+    if not isinstance(values, pd.Series | pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas Series/DataFrame indexed by sample id.")
+    index = representation.index.astype(str)
+    v = values.copy()
+    v.index = v.index.astype(str)
+    missing = index.difference(v.index)
+    if len(missing):
+        raise KeyError(
+            f"{name} lack {len(missing)} sample(s) of the representation (first: "
+            f"{list(missing[:5])})."
+        )
+    return v.loc[index]
+
+
 def loo_probe(
     representation: pd.DataFrame,
     labels: pd.Series,
@@ -65,16 +90,7 @@ def loo_probe(
         )
     if score not in ("auto", "auroc", "macro_f1"):
         raise ValueError(f"score={score!r} must be 'auto', 'auroc' or 'macro_f1'.")
-    index = representation.index.astype(str)
-    lab = labels.copy()
-    lab.index = lab.index.astype(str)
-    missing = index.difference(lab.index)
-    if len(missing):
-        raise KeyError(
-            f"labels lack {len(missing)} sample(s) of the representation (first: "
-            f"{list(missing[:5])})."
-        )
-    y = lab.loc[index]
+    y = align_to_samples(representation, labels, "labels")
     keep = y.notna().to_numpy()
     X = representation.to_numpy(dtype=np.float64)[keep]
     if not np.isfinite(X).all():

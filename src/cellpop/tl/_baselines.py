@@ -143,3 +143,118 @@ def cell_type_composition(
         out = counts
     columns = pd.Index(labels.cat.categories.astype(str), name=labels_key)
     return pd.DataFrame(out, index=samples, columns=columns)
+
+
+def pooled_pca(
+    adata: AnnData,
+    sample_key: str,
+    layer: str | None = None,
+    n_comps: int = 50,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Pooled PCA: the mean of each sample's cells on the top principal components.
+
+    SC-JEPA's "Pooled-PCA" baseline (paper 000, §4: "the mean of the top 50 PCA components per
+    sample"). PCA (:func:`scanpy.pp.pca`, centred, ARPACK) is fitted on all cells of the
+    expression matrix as given; pass log-normalised values (``normalize_total`` + ``log1p``).
+    For an embedding that already exists use ``pseudobulk(adata, sample_key, obsm_key=...)``.
+
+    Parameters
+    ----------
+    adata
+        AnnData of cells ``(n_cells, n_genes)``. Not modified.
+    sample_key
+        Column of ``adata.obs`` with the sample id.
+    layer
+        Log-normalised expression layer (default ``adata.X``).
+    n_comps
+        Principal components (paper: 50).
+    seed
+        Random state of the PCA solver.
+
+    Returns
+    -------
+    DataFrame ``(n_samples, n_comps)``, columns ``PC_i``, index = sample ids (category order).
+
+    Raises
+    ------
+    KeyError
+        If ``sample_key`` or ``layer`` is missing.
+    ValueError
+        If the matrix holds NaN/inf or ``n_comps`` is not below ``min(n_cells, n_genes)``.
+    """
+    import scanpy as sc
+
+    from cellpop.data import per_sample_mean
+
+    X = get_input_matrix(adata, layer=layer)
+    check_finite(X, f"adata.layers[{layer!r}]" if layer else "adata.X")
+    if not 0 < n_comps < min(X.shape):
+        raise ValueError(f"n_comps={n_comps} must be in 1..{min(X.shape) - 1} for {X.shape}.")
+    codes, samples = _sample_codes(adata, sample_key)
+    pcs = sc.pp.pca(X.astype(np.float32), n_comps=n_comps, random_state=seed)
+    return per_sample_mean(np.asarray(pcs, dtype=np.float64), codes, samples, prefix="PC")
+
+
+def pooled_scvi(
+    adata: AnnData,
+    sample_key: str,
+    layer: str | None = "counts",
+    batch_key: str | None = None,
+    n_latent: int = 10,
+    max_epochs: int | None = None,
+    seed: int = 0,
+    **train_kwargs,
+) -> pd.DataFrame:
+    """Pooled scVI: the mean of each sample's cells in a trained scvi-tools ``SCVI`` latent.
+
+    SC-JEPA's "Pooled-VAE (scVI)" baseline (paper 000, §4). An :class:`scvi.model.SCVI`
+    (scvi-tools defaults: 1 hidden layer of 128, ZINB likelihood) is trained on the counts and
+    its latent means (``get_latent_representation()``) are averaged per sample.
+
+    Parameters
+    ----------
+    adata
+        AnnData of cells with raw counts. Not modified (a copy is registered).
+    sample_key
+        Column of ``adata.obs`` with the sample id.
+    layer
+        Raw-count layer (default ``"counts"``; ``None`` = ``adata.X``).
+    batch_key
+        Optional ``adata.obs`` batch column (e.g. the source dataset) scVI corrects for.
+    n_latent
+        Latent dimensions (scvi-tools default 10).
+    max_epochs
+        Training epochs (default: scvi-tools' heuristic, ``min(round(20000 / n_cells * 400),
+        400)``).
+    seed
+        ``scvi.settings.seed`` before training.
+    **train_kwargs
+        Passed to :meth:`scvi.model.SCVI.train`.
+
+    Returns
+    -------
+    DataFrame ``(n_samples, n_latent)``, columns ``scvi_i``, index = sample ids.
+
+    Raises
+    ------
+    KeyError
+        If ``sample_key``, ``layer`` or ``batch_key`` is missing.
+    """
+    import scvi
+
+    from cellpop.data import per_sample_mean
+
+    codes, samples = _sample_codes(adata, sample_key)
+    if layer is not None and layer not in adata.layers:
+        raise KeyError(f"layer={layer!r} is not in adata.layers: {list(adata.layers.keys())}")
+    if batch_key is not None:
+        check_obs_key(adata, batch_key, "batch_key")
+    scvi.settings.seed = seed
+    a = adata.copy()
+    scvi.model.SCVI.setup_anndata(a, layer=layer, batch_key=batch_key)
+    model = scvi.model.SCVI(a, n_latent=n_latent)
+    train_kwargs.setdefault("enable_progress_bar", False)
+    model.train(max_epochs=max_epochs, **train_kwargs)
+    z = model.get_latent_representation()
+    return per_sample_mean(np.asarray(z, dtype=np.float64), codes, samples, prefix="scvi")
