@@ -15,9 +15,9 @@ from cellpop.benchmark import _sampleclr
 from cellpop.benchmark._demo import DemoContext, Section, markdown_table
 
 #: PopulationJEPA at demo budget: the small CPU configuration of docs/population_jepa.md
-#: (d_model 32, 2 + 2 layers, 64 cells per set, lr 1e-3, 10 donors per step), 60 epochs.
+#: (d_model 32, 2 + 2 layers, 64 cells per set, lr 1e-3, 10 donors per step), 40 epochs.
 POPJEPA_DEMO = dict(
-    max_epochs=60, n_cells=64, batch_size=10, lr=1e-3, d_model=32, n_layers=2, predictor_layers=2
+    max_epochs=40, n_cells=64, batch_size=10, lr=1e-3, d_model=32, n_layers=2, predictor_layers=2
 )
 POPJEPA_QUICK = {**POPJEPA_DEMO, "max_epochs": 3}
 PROBE = "LOO probe AUROC (disease)"
