@@ -14,9 +14,9 @@ import pandas as pd
 
 from cellpop.benchmark._demo import DemoContext, Section, markdown_table
 
-#: ScJEPA demo budget: 5 epochs on at most 1,500 reference cells (batch 256), classifier
-#: fine-tuning 3 epochs. docs/benchmarks.md's longer run uses 5 epochs on 4,000 cells.
-SCJEPA_DEMO = dict(epochs=5, batch_size=256, max_train_cells=1500, ft_epochs=3)
+#: ScJEPA demo budget: 3 epochs on at most 2,000 reference cells (batch 256), classifier
+#: fine-tuning 5 epochs. docs/benchmarks.md's longer run uses 5 epochs on 4,000 cells.
+SCJEPA_DEMO = dict(epochs=3, batch_size=256, max_train_cells=2000, ft_epochs=5)
 SCJEPA_QUICK = dict(epochs=1, batch_size=256, max_train_cells=600, ft_epochs=1)
 #: ScProto demo budget: 25 epochs, no early stopping (the paper trains 100 or more).
 SCPROTO_DEMO = dict(max_epochs=25)
