@@ -221,6 +221,8 @@ def scproto_section(ctx: DemoContext) -> Section:
         ),
         "",
         "`scproto_metacells.h5ad` holds the decoded metacells (CP10k), their majority cell "
-        "type and purity; `metacell_dotplot.png` shows their marker genes.",
+        "type and purity; `metacell_dotplot.png` shows their marker genes. At this budget the "
+        "decoder is under-trained (metacell markers score below single-cell markers above), so "
+        "many metacells do not yet show their majority type's markers in the dotplot.",
     ]
     return Section("ScProto", "\n".join(text), scores)

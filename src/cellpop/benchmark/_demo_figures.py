@@ -158,10 +158,9 @@ def metacell_dotplot(metacells: AnnData, path: Path) -> Path:
     dp = sc.pl.dotplot(
         mc, markers, groupby="majority_label", standard_scale="var",
         expression_cutoff=float(np.log1p(1.0)), show=False, return_fig=True,
-        title=f"ScProto metacells ({mc.n_obs}) by majority cell type",
     )  # fmt: skip
     dp.legend(
-        colorbar_title="mean log1p CP10k\n(scaled per gene)",
+        colorbar_title=f"{mc.n_obs} ScProto metacells:\nmean log1p CP10k\n(scaled per gene)",
         size_title="metacells > 1 CP10k (%)",
     )
     dp.savefig(str(path), dpi=120)
