@@ -1,10 +1,9 @@
-"""SampleCLR vs sample-level baselines on Stephenson 2021 (the suite behind ``cellpop demo``)."""
+"""SampleCLR vs sample-level baselines on Stephenson 2021 (the demo's SampleCLR section)."""
 
 from __future__ import annotations
 
 import logging
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -13,21 +12,12 @@ import pandas as pd
 
 logger = logging.getLogger(__name__)
 
-#: Demo defaults (documented in docs/sampleclr.md): the paper's tiny model, 3 seeds. The views
-#: stay at 250-500 cells: SampleCLR's default view size (``n_cells=None``: 100-200 here) was
-#: measured not to be better on this table (docs/benchmarks.md, "SampleCLR view size").
+#: Demo defaults (documented in docs/sampleclr.md): the paper's tiny model, 3 seeds.
 DEMO_SETTINGS = dict(max_epochs=60, max_epochs_supervised=150, n_cells=(250, 500), seeds=(0, 1, 2))
 #: No ordering ships with Stephenson, so the paper's SPARE total (retention + trajectory +
 #: 0.5 mixing) / 2.5 is undefined here: the column is the renormalised mean of the two others.
 TOTAL_COLUMN = "SPARE total w/o trajectory (ret. + 0.5 mix.)/1.5"
 QUICK_SETTINGS = dict(max_epochs=4, max_epochs_supervised=2, n_cells=(50, 100), seeds=(0,))
-
-
-def _quiet() -> None:
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "scvi"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module="lightning")
-    warnings.filterwarnings("ignore", category=UserWarning)
 
 
 def _score(rep: pd.DataFrame, meta: pd.DataFrame) -> dict[str, float]:
@@ -67,65 +57,20 @@ def _train_sampleclr(adata, seed: int, settings: dict, prior=None, supervised: b
     return model, time.perf_counter() - t0
 
 
-def run(
-    out_dir: str | Path = "cellpop_demo",
-    data_dir: str | Path | None = None,
-    seeds: Sequence[int] | None = None,
-    quick: bool = False,
-    progress: Callable[[str], None] | None = None,
-    figures: bool = True,
-) -> pd.DataFrame:
-    """Train SampleCLR (self-supervised, with a GloScope prior, with a disease head) and compare
-    it with pseudobulk, cell-type composition and GloScope on Stephenson 2021.
+#: The SampleCLR variants of the demo (the disease head is supervised).
+VARIANTS = ("SampleCLR", "SampleCLR + GloScope prior", "SampleCLR + disease head*")
 
-    Parameters
-    ----------
-    out_dir
-        Output folder: ``adata_sampleclr.h5ad`` (cells with ``obsm["X_sampleclr_cell"]``,
-        ``obsm["sampleclr_importance"]`` and the donor DataFrames in ``uns``), ``donors.h5ad``
-        (one row per donor, every representation in ``obsm``), ``report.md``, ``scores.csv``,
-        ``sample_umap.png`` and ``cell_importance.png``.
-    data_dir
-        Folder with the curated data (default: ``$CELLPOP_DATA_DIR``, else the copy of the
-        Stephenson 2021 file embedded in the package; no network needed).
-    seeds
-        Training seeds (default 0, 1, 2); metrics are mean +- sd over seeds.
-    quick
-        Tiny settings for smoke tests (a few epochs, one seed).
-    progress
-        Callback receiving a short message at each step (the CLI drives a progress bar).
-    figures
-        Write the PNG figures.
+
+def baselines(adata, meta: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, list]:
+    """Pseudobulk, CLR composition and GloScope on ``adata`` (Stephenson 2021 layout).
 
     Returns
     -------
-    DataFrame with one row per (method, seed) and one column per metric.
+    The feature baselines ``{name: (n_donors, d) DataFrame}``, the GloScope distance matrix
+    ``(n_donors, n_donors)`` and their score rows (seed -1: deterministic).
     """
-    import matplotlib
+    from cellpop import tl
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from cellpop import datasets, pl, tl
-
-    _quiet()
-    say = progress or (lambda msg: logger.info(msg))
-    settings = dict(QUICK_SETTINGS if quick else DEMO_SETTINGS)
-    if seeds is not None:
-        settings["seeds"] = tuple(seeds)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-
-    say("loading Stephenson 2021 (20 donors, 50 PCs)")
-    adata = datasets.stephenson2021_covid(data_dir)
-    if settings["n_cells"] is None:  # the model's default rule, resolved for the report
-        from cellpop.model._sampleclr import default_view_size
-
-        sizes = adata.obs["donor_id"].value_counts()
-        settings["n_cells"] = default_view_size(sizes[sizes > 0])
-    meta = tl.sample_metadata(adata, "donor_id", majority_keys=["barcode_batch"])
-
-    say("baselines: pseudobulk, composition, GloScope")
     reps: dict[str, pd.DataFrame] = {
         "pseudobulk (mean PCs)": tl.pseudobulk(adata, "donor_id", obsm_key="X_pca"),
         "composition (CLR)": tl.cell_type_composition(
@@ -133,21 +78,52 @@ def run(
         ),
     }
     glo = tl.gloscope(adata, "donor_id", obsm_key="X_pca", n_dims=10)
-    rows = []
-    for name, rep in reps.items():
-        rows.append({"method": name, "seed": -1, **_score(rep, meta), "train_s": np.nan})
-    glo_scores = _score_distance(glo, meta)
-    rows.append({"method": "GloScope (10 PCs)", "seed": -1, **glo_scores, "train_s": np.nan})
-    prior = np.exp(-glo / 5.0)  # SampleCLR's X-Sample prior (METHODS.md)
-
-    variants = [
-        ("SampleCLR", dict()),
-        ("SampleCLR + GloScope prior", dict(prior=prior)),
-        ("SampleCLR + disease head*", dict(supervised=True)),
+    rows = [
+        {"method": name, "seed": -1, **_score(rep, meta), "train_s": np.nan}
+        for name, rep in reps.items()
     ]
+    rows.append(
+        {"method": "GloScope (10 PCs)", "seed": -1, **_score_distance(glo, meta), "train_s": np.nan}
+    )
+    return reps, glo, rows
+
+
+def evaluate(
+    adata, meta: pd.DataFrame, settings: dict, say: Callable[[str], None], base=None
+) -> tuple[pd.DataFrame, dict]:
+    """Train the :data:`VARIANTS` over ``settings["seeds"]`` and score them with the baselines.
+
+    Parameters
+    ----------
+    adata
+        Stephenson 2021 cells (``obsm["X_pca"]``, ``obs`` ``donor_id``, ``disease``,
+        ``cell_type``, ``barcode_batch``).
+    meta
+        Donor metadata (:func:`cellpop.tl.sample_metadata` with ``barcode_batch``).
+    settings
+        :data:`DEMO_SETTINGS` or :data:`QUICK_SETTINGS` (with ``seeds``).
+    say
+        Progress callback: ``1 + 4 * len(seeds)`` messages when ``base`` is ``None``
+        (``4 * len(seeds)`` otherwise).
+    base
+        Precomputed :func:`baselines` (computed here when ``None``).
+
+    Returns
+    -------
+    Scores (one row per method and seed) and ``{variant: (model, donor DataFrame)}`` of the
+    first seed.
+    """
+    if base is None:
+        say("baselines: pseudobulk, composition, GloScope")
+        base = baselines(adata, meta)
+    _, glo, rows = base
+    rows = list(rows)
+    prior = np.exp(-glo / 5.0)  # SampleCLR's X-Sample prior (METHODS.md)
+    kwargs = {VARIANTS[0]: {}, VARIANTS[1]: {"prior": prior}, VARIANTS[2]: {"supervised": True}}
     keep = {}
     for seed in settings["seeds"]:
-        for name, kw in variants:
+        for name in VARIANTS:
+            kw = kwargs[name]
             say(f"training {name} (seed {seed})")
             model, dt = _train_sampleclr(adata, seed, settings, **kw)
             rep = model.get_sample_representation()
@@ -160,51 +136,49 @@ def run(
             rows.append(row)
             if seed == settings["seeds"][0]:
                 keep[name] = (model, rep)
-    scores = pd.DataFrame(rows)
-    scores.to_csv(out / "scores.csv", index=False)
+    return pd.DataFrame(rows), keep
 
-    say("writing AnnData, report and figures")
-    model, rep = keep["SampleCLR"]
-    sup_model, sup_rep = keep["SampleCLR + disease head*"]
-    result = adata.copy()
-    result.obsm["X_sampleclr_cell"] = model.get_latent_representation()
-    result.obsm["sampleclr_importance"] = sup_model.get_cell_importance()
-    result.uns["X_sampleclr"] = rep
-    result.uns["X_sampleclr_disease"] = sup_rep
-    result.write_h5ad(out / "adata_sampleclr.h5ad")
-    donors = tl.sample_adata(
-        result, "X_sampleclr", sample_key="donor_id", majority_keys=["barcode_batch"]
+
+def run(
+    out_dir: str | Path = "cellpop_sampleclr",
+    data_dir: str | Path | None = None,
+    seeds: Sequence[int] | None = None,
+    quick: bool = False,
+    progress: Callable[[str], None] | None = None,
+    figures: bool = True,
+) -> pd.DataFrame:
+    """The demo's SampleCLR section alone (``cellpop benchmark sampleclr``).
+
+    Trains SampleCLR (self-supervised, with a GloScope prior, with a disease head) and compares
+    it with pseudobulk, cell-type composition and GloScope on Stephenson 2021; writes the
+    demo's Stephenson outputs (see :func:`cellpop.benchmark._demo.run_demo`) into ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir
+        Output folder.
+    data_dir
+        Folder with the curated data (default: ``$CELLPOP_DATA_DIR``, else the copy of the
+        Stephenson 2021 file embedded in the package; no network needed).
+    seeds
+        Training seeds (default 0, 1, 2); metrics are mean ± sd over seeds.
+    quick
+        Tiny settings for smoke tests (a few epochs, one seed).
+    progress
+        Callback receiving a short message at each step.
+    figures
+        Write the PNG figures.
+
+    Returns
+    -------
+    DataFrame with one row per (method, seed) and one column per metric.
+    """
+    from cellpop.benchmark._demo import run_demo
+
+    result = run_demo(
+        out_dir, data_dir, seeds, quick, sections=["sampleclr"], progress=progress, figures=figures
     )
-    donors.obsm["X_sampleclr_disease"] = sup_rep.loc[donors.obs_names].to_numpy()
-    for name, r in reps.items():
-        key = "X_" + name.split(" ")[0]
-        donors.obsm[key] = r.loc[donors.obs_names].to_numpy()
-    donors.write_h5ad(out / "donors.h5ad")
-    (out / "report.md").write_text(report_markdown(scores, settings))
-    if figures:
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-        pl.sample_embedding(
-            donors,
-            color="disease",
-            rep_key="X_sampleclr",
-            ax=axes[0],
-            title="SampleCLR (self-supervised)",
-        )
-        pl.sample_embedding(
-            donors, color="disease", rep_key="X_pseudobulk", ax=axes[1], title="pseudobulk"
-        )
-        fig.tight_layout()
-        fig.savefig(out / "sample_umap.png", dpi=120)
-        plt.close(fig)
-        fig, ax = plt.subplots(figsize=(10, 5.5))
-        pl.cell_importance_heatmap(
-            result.obsm["sampleclr_importance"], result.obs["cell_type"], ax=ax
-        )
-        ax.set_title("SampleCLR + disease head: cell importance")
-        ax.figure.tight_layout()
-        ax.figure.savefig(out / "cell_importance.png", dpi=120)
-        plt.close(ax.figure)
-    return scores
+    return result.scores.drop(columns="section")
 
 
 N_FOLDS = 4
@@ -242,55 +216,29 @@ def _score_distance(dist: pd.DataFrame, meta: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def summarize(scores: pd.DataFrame) -> pd.DataFrame:
-    """Mean +- sd over seeds per method, as strings for a report table."""
-    metrics = [c for c in scores.columns if c not in ("method", "seed")]
-    order = list(dict.fromkeys(scores["method"]))
-    g = scores.groupby("method", sort=False)[metrics]
-    mean, sd = g.mean().loc[order], g.std(ddof=0).loc[order]
-    table = pd.DataFrame(index=mean.index)
-    for c in metrics:
-        fmt = "{:.1f}" if c == "train_s" else "{:.3f}"
-        table[c] = [
-            "–"
-            if np.isnan(m)
-            else (fmt.format(m) + ("" if np.isnan(s) or s == 0 else " ± " + fmt.format(s)))
-            for m, s in zip(mean[c], sd[c])
+def notes_markdown(settings: dict) -> str:
+    """Settings and how to read the SampleCLR table (the demo report's SampleCLR section)."""
+    return "\n".join(
+        [
+            f"Stephenson 2021 COVID-19 PBMC (20 donors x 500 cells, the authors' 50 PCs). "
+            f"SampleCLR tiny preset, {settings['max_epochs']} contrastive epochs "
+            f"(+{settings['max_epochs_supervised']} joint epochs with the disease head), "
+            f"{settings['n_cells'][0]}-{settings['n_cells'][1]} cells per view, seeds "
+            f"{list(settings['seeds'])}; mean ± sd over seeds (baselines are deterministic).",
+            "",
+            "* The disease head saw every donor's label during training, so its SPARE and probe",
+            "  scores are not held-out evaluations. Its held-out number is the last column: a",
+            f"  stratified {N_FOLDS}-fold split over donors, each fold's model predicting the",
+            "  disease of donors it never saw (probabilities pooled over folds).",
+            "",
+            "SPARE retention = 3-NN (distance-weighted, self excluded) macro-F1 of `disease`,",
+            "rescaled so 0 = chance; with 16 COVID-19 vs 4 normal donors the 3-NN vote is mostly",
+            "COVID-19, so most representations score 0. Batch mixing = 1 - the same score on each",
+            "donor's majority `barcode_batch` (10x library). No ordering (severity, age) ships with",
+            "these donors, so the paper's total (retention + trajectory + 0.5 mixing) / 2.5 cannot",
+            "be computed: the total column is (retention + 0.5 mixing) / 1.5, not comparable with",
+            "the paper's totals. The leave-one-donor-out logistic probe (standardised,",
+            "class-balanced, C = 0.1) gives AUROC, 0.5 = chance. 20 donors make every number here",
+            "noisy: a single donor moves the AUROC by ~0.06.",
         ]
-    return table
-
-
-def report_markdown(scores: pd.DataFrame, settings: dict) -> str:
-    """The ``report.md`` text: settings, the summary table and how to read it."""
-    table = summarize(scores)
-    lines = [
-        "# cellpop demo: SampleCLR on Stephenson 2021 (COVID-19 PBMC, 20 donors)",
-        "",
-        f"Settings: SampleCLR tiny preset, {settings['max_epochs']} contrastive epochs "
-        f"(+{settings['max_epochs_supervised']} joint epochs with the disease head), "
-        f"{settings['n_cells'][0]}-{settings['n_cells'][1]} cells per view, "
-        f"seeds {list(settings['seeds'])}; mean ± sd over seeds (baselines are deterministic).",
-        "",
-        "| method | " + " | ".join(table.columns) + " |",
-        "|---" * (len(table.columns) + 1) + "|",
-    ]
-    for method, row in table.iterrows():
-        lines.append(f"| {method} | " + " | ".join(row.astype(str)) + " |")
-    lines += [
-        "",
-        "* The disease head saw every donor's label during training, so its SPARE and probe",
-        "  scores are not held-out evaluations. Its held-out number is the last column: a",
-        f"  stratified {N_FOLDS}-fold split over donors, each fold's model predicting the disease",
-        "  of donors it never saw (probabilities pooled over folds).",
-        "",
-        "SPARE retention = 3-NN (distance-weighted, self excluded) macro-F1 of `disease`, rescaled",
-        "so 0 = chance; with 16 COVID-19 vs 4 normal donors the 3-NN vote is mostly COVID-19, so",
-        "most representations score 0. Batch mixing = 1 - the same score on each donor's",
-        "majority `barcode_batch` (10x library). No ordering (severity, age) ships with these",
-        "donors, so the paper's total (retention + trajectory + 0.5 mixing) / 2.5 cannot be",
-        "computed: the total column is (retention + 0.5 mixing) / 1.5, not comparable with the",
-        "paper's totals. The leave-one-donor-out logistic probe",
-        "(standardised, class-balanced, C = 0.1) gives AUROC, 0.5 = chance. 20 donors make",
-        "every number here noisy: a single donor moves the AUROC by ~0.06.",
-    ]
-    return "\n".join(lines) + "\n"
+    )

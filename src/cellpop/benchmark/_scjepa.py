@@ -66,6 +66,14 @@ def _lognorm(adata: ad.AnnData) -> np.ndarray:
     return tmp.X
 
 
+def pca_embedding(ref: ad.AnnData, qry: ad.AnnData, seed: int, n_comps: int = 50) -> np.ndarray:
+    """PCA baseline: ``n_comps`` components of log1p CP10k (``layers["counts"]``) fitted on the
+    reference cells; rows = reference cells then query cells, shape ``(n_ref + n_qry, n_comps)``."""
+    pca = PCA(n_comps, random_state=seed).fit(_lognorm(ref).toarray())
+    return np.concatenate([pca.transform(_lognorm(ref).toarray()),
+                           pca.transform(_lognorm(qry).toarray())])  # fmt: skip
+
+
 def _train_scjepa(ref: ad.AnnData, seed: int, epochs: int, batch_size: int, **kw) -> ScJEPA:
     scvi.settings.seed = seed
     ref = ref.copy()
@@ -133,9 +141,7 @@ def _one(adata, name, seed, epochs, batch_size, max_train_cells, n_integration, 
                      "n_query": int(is_q.sum())})  # fmt: skip
 
     t = time.perf_counter()
-    pca = PCA(50, random_state=seed).fit(_lognorm(ref).toarray())
-    pc = np.concatenate([pca.transform(_lognorm(ref).toarray()),
-                         pca.transform(_lognorm(qry).toarray())])  # fmt: skip
+    pc = pca_embedding(ref, qry, seed)
     add("PCA (50)", annotation_f1(pc, lab, don, test), time.perf_counter() - t)
     variants = {
         "ScJEPA zero-shot": {},

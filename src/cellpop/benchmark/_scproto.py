@@ -39,13 +39,15 @@ def _lognorm(adata):
     return out
 
 
-def _train_scproto(adata, batch_key, label_key, epochs, seed, **kw):
+def _train_scproto(adata, batch_key, label_key, epochs, seed, sample_key=None, **kw):
     import scvi
 
     from cellpop.model import ScProto
 
     scvi.settings.seed = seed
-    ScProto.setup_anndata(adata, layer="counts", batch_key=batch_key, labels_key=label_key)
+    ScProto.setup_anndata(
+        adata, layer="counts", batch_key=batch_key, labels_key=label_key, sample_key=sample_key
+    )
     model = ScProto(adata, **kw)
     t0 = time.perf_counter()
     model.train(max_epochs=epochs, early_stopping=False, enable_progress_bar=False)
