@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from cellpop.benchmark._sampleclr import _quiet, summarize
+from cellpop.benchmark._demo import quiet, summarize
 
 logger = logging.getLogger(__name__)
 
@@ -318,7 +318,7 @@ def run(
     """
     from cellpop import datasets, tl
 
-    _quiet()
+    quiet()
     say = progress or (lambda msg: logger.info(msg))
     settings = dict(QUICK_SETTINGS if quick else SETTINGS)
     seeds = tuple(seeds) if seeds is not None else settings["seeds"]
