@@ -84,8 +84,8 @@ class SampleModel(CellpopModel):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Split samples: by batch group (when asked and registered) and label strata."""
         groups = None
-        batch = self._codes(self.adata_manager, REGISTRY_KEYS.BATCH_KEY)
         if group_by_batch and self._setup_args.get("batch_key") is not None:
+            batch = self._codes(self.adata_manager, REGISTRY_KEYS.BATCH_KEY)
             groups = pd.Series(batch).groupby(codes).agg(lambda s: s.mode().iloc[0])
             groups = groups.reindex(range(n)).to_numpy()
         return split_samples(n, train_size, seed=seed(), groups=groups, stratify=stratify)
