@@ -271,7 +271,47 @@ def test_emd_parallel_equals_serial(toy):
     # threads exercise the row-block split and reassembly without process start-up
     with parallel_config(backend="threading"):
         parallel = composition_distances(comp, toy.prune(cols), n_jobs=2)
-    np.testing.assert_array_equal(serial, parallel)
+    # each row block starts its simplex from a fresh tree: equal up to float64 rounding
+    np.testing.assert_allclose(serial, parallel, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(parallel, parallel.T)
+
+
+def _random_graph_problem(seed: int, n_nodes: int = 30, n_edges: int = 70, n_rows: int = 40):
+    """A connected random graph (many cycles), its hop costs, and random unit-mass rows."""
+    import networkx as nx
+    from scipy.sparse.csgraph import shortest_path
+
+    g = nx.gnm_random_graph(n_nodes, n_edges, seed=seed)
+    assert nx.is_connected(g)
+    edges = np.array(sorted(g.edges()))
+    adj = np.zeros((n_nodes, n_nodes))
+    adj[edges[:, 0], edges[:, 1]] = adj[edges[:, 1], edges[:, 0]] = 1
+    cost = shortest_path(adj, unweighted=True)
+    rng = np.random.default_rng(seed)
+    rows = rng.dirichlet(np.full(n_nodes, 0.3), size=n_rows)
+    return edges, cost, rows
+
+
+@pytest.mark.parametrize("max_pivots", [_graph_flow._MAX_PIVOTS, 2, 0])
+def test_graph_solver_matches_pot_on_random_graphs(max_pivots):
+    # network simplex warm-started pair to pair (default), with the primal-dual fallback on
+    # many pairs (2 pivots), and primal-dual only (0), against POT on the full cost matrix
+    for seed in (0, 1):
+        edges, cost, rows = _random_graph_problem(seed)
+        graph = _graph_flow.incidence_csr(len(cost), edges)
+        out = _graph_flow.graph_emd_rows(rows, np.arange(len(rows) - 1), *graph, len(edges),
+                                         max_pivots=max_pivots)  # fmt: skip
+        iu = np.triu_indices(len(rows), 1)
+        ref = np.array([ot.emd2(rows[i], rows[j], cost) for i, j in zip(*iu, strict=True)])
+        np.testing.assert_allclose(out[iu], ref, rtol=0, atol=1e-10)
+        assert ref.min() > 0.1  # non-trivial transports
+        assert np.all(np.tril(out) == 0)
+
+
+def test_chain_order_is_a_nearest_neighbour_permutation():
+    x = np.array([[0.0, 0], [5, 5], [1, 0], [4, 5], [1, 1]])
+    # from row 0: nearest (L1) is row 2 (1), then 4 (1), then 3 (7), then 1 (1)
+    assert _graph_flow.chain_order(x).tolist() == [0, 2, 4, 3, 1]
 
 
 def test_emd_array_input_and_cache(toy, tmp_path):
@@ -408,3 +448,24 @@ def test_real_cell_ontology_kang(data_dir):
     s = adaptive_kernel(d, k=3)
     assert np.all((s >= 0) & (s <= 1)) and np.all(np.diag(s) == 1)
     assert ((s > 0).sum(axis=1) >= 4).all()  # self + at least its 3 neighbours
+
+
+@pytest.mark.realdata
+def test_real_cell_ontology_wide_panel_matches_pot(data_dir):
+    # 26 CL types of the shared datasets -> 71 terms, a 2-edge-connected block of 51 terms:
+    # the warm-started network simplex over many pivots against ot.emd2 on every pair
+    panel = ["CL:0000037", "CL:0000081", "CL:0000084", "CL:0000232", "CL:0000233",
+             "CL:0000236", "CL:0000451", "CL:0000542", "CL:0000556", "CL:0000576",
+             "CL:0000623", "CL:0000624", "CL:0000625", "CL:0000775", "CL:0000782",
+             "CL:0000784", "CL:0000787", "CL:0000798", "CL:0000815", "CL:0000860",
+             "CL:0000875", "CL:0000938", "CL:0000939", "CL:0000940", "CL:0000980",
+             "CL:2000001"]  # fmt: skip
+    pr = CellOntology(data_dir=data_dir).prune(panel)
+    assert len(pr.terms) == 71
+    rng = np.random.default_rng(3)
+    comp = pd.DataFrame(rng.dirichlet(np.full(len(panel), 0.5), size=40), columns=panel)
+    sig = pr.propagate(comp).to_numpy()
+    sig /= sig.sum(axis=1, keepdims=True)
+    cost = pr.hop_distances()
+    ref = np.array([[ot.emd2(a, b, cost) for b in sig] for a in sig])
+    np.testing.assert_allclose(composition_distances(comp, pr), ref, rtol=0, atol=1e-10)

@@ -162,10 +162,17 @@ def _all_pairs(signals: np.ndarray, cost: np.ndarray, n_jobs, dist: np.ndarray) 
     if side.shape[1]:
         dist += np.triu(squareform(pdist(signals @ side, metric="cityblock")), 1)
     if parts:
-        block_signals = [np.ascontiguousarray(signals @ r) for r, _ in parts]
+        # rows along a nearest-neighbour chain: each pair's simplex starts from a near-optimal
+        # tree (the values do not depend on the order; rows are put back below)
+        order = _graph_flow.chain_order(signals)
+        block_signals = [np.ascontiguousarray(signals[order] @ r) for r, _ in parts]
         block_graphs = [g for _, g in parts]
+        flows = np.zeros_like(dist)
         for rows, res in zip(blocks, run(_graph_rows, block_signals, block_graphs), strict=True):
-            dist[rows] += res
+            flows[rows] = res
+        flows += flows.T
+        back = np.argsort(order)
+        dist += np.triu(flows[np.ix_(back, back)], 1)
     for i, j in np.argwhere(np.isnan(dist)):  # solver gave up (not seen in practice): POT
         dist[i, j] = _emd_pair_rows(signals[[i, j]], cost, [0])[0][0]
 
