@@ -1,4 +1,4 @@
-"""Build the two demo files embedded in the package from their public originals.
+"""Build the demo files embedded in the package from their public originals.
 
 Writes, into ``src/cellpop/datasets/_data/`` (or ``--out-dir``):
 
@@ -11,7 +11,13 @@ Writes, into ``src/cellpop/datasets/_data/`` (or ``--out-dir``):
     donors and cell types, all 1,287 genes), built from muscat's ``kang_se.rda``; the rule is in
     ``uns['subset']``, ``X`` only (the loader restores ``layers['counts']``).
 
-Both are gzip level 9. The script prints their sizes and sha256; paste the sha256 into
+``onek1k_demo.h5ad``, ``hoek2015_sorted_bulk_demo.h5ad``, ``cl-basic_2022-12-15_demo.obo``
+    the POPPY demo's small files: 1,644 OneK1K cells on the 190 genes Kang's subset has, the
+    14 Hoek 2015 bulk samples on 1,099 of Kang's genes, and the 71 CL 2022-12-15 terms of the
+    curation tables plus ancestors (``cellpop.datasets._convert_demo``). The first two need
+    ``kang2018_ctrl_demo.h5ad`` built first (their gene lists come from it).
+
+The ``.h5ad`` files are gzip level 9. The script prints their sizes and sha256; paste the sha256 into
 ``embedded_sha256`` (and ``sha256`` for the demo subset) in ``src/cellpop/datasets/_core.py``.
 
 Usage
@@ -36,7 +42,14 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
     total = 0
-    for name in ("stephenson2021_covid", "kang2018_ctrl_demo"):
+    names = (
+        "stephenson2021_covid",
+        "kang2018_ctrl_demo",
+        "onek1k_demo",
+        "hoek2015_sorted_bulk_demo",
+        "cell_ontology_2022-12-15_demo",
+    )
+    for name in names:
         info = REGISTRY[name]
         out = args.out_dir / info.filename
         write_curated(convert(name, args.raw_dir / info.original.local_name), out, 9)

@@ -1,7 +1,8 @@
 """Real public datasets: curated small subsets for examples, tests and benchmarks.
 
 Each loader finds its file in ``data_dir``, ``$CELLPOP_DATA_DIR``, the copy embedded in the
-package (the Stephenson 2021 donors and a Kang 2018 demo subset) or the user cache
+package (the Stephenson 2021 donors and small demo subsets of Kang 2018, OneK1K, Hoek 2015
+and the Cell Ontology) or the user cache
 (``$CELLPOP_CACHE_DIR``, default ``pooch.os_cache("cellpop")``); otherwise it downloads the
 public original from its pinned repository commit (``$CELLPOP_ORIGINALS_URL`` replaces
 ``https://raw.githubusercontent.com/``), checks its sha256, converts it in the package and
@@ -16,9 +17,11 @@ from ._loaders import (
     cell_ontology,
     cibersortx_wholeblood_bulk,
     hoek2015_sorted_bulk,
+    hoek2015_sorted_bulk_demo,
     kang2018_ctrl,
     kang2018_ctrl_demo,
     onek1k,
+    onek1k_demo,
     stephenson2021_covid,
 )
 
@@ -34,9 +37,11 @@ __all__ = [
     "embedded_path",
     "fetch",
     "hoek2015_sorted_bulk",
+    "hoek2015_sorted_bulk_demo",
     "kang2018_ctrl",
     "kang2018_ctrl_demo",
     "list_datasets",
     "onek1k",
+    "onek1k_demo",
     "stephenson2021_covid",
 ]

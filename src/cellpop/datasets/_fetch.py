@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pooch
 
-from . import _convert_other, _convert_sc
+from . import _convert_demo, _convert_other, _convert_sc
 from ._core import (
     ENV_CACHE_DIR,
     ENV_DATA_DIR,
@@ -41,6 +41,9 @@ CONVERTERS = {
     "cibersortx_wholeblood_bulk": _convert_other.cibersortx_wholeblood_bulk,
     "cell_ontology_2022-12-15": _convert_other.cell_ontology_2022,
     "cell_ontology_2026-03-26": _convert_other.cell_ontology_2026,
+    "onek1k_demo": _convert_demo.onek1k_demo,
+    "hoek2015_sorted_bulk_demo": _convert_demo.hoek2015_sorted_bulk_demo,
+    "cell_ontology_2022-12-15_demo": _convert_demo.cell_ontology_demo,
 }
 ORIGINALS_SUBDIR = "originals"
 
@@ -105,7 +108,8 @@ def _directory(value, what: str) -> Path:
 def embedded_path(name: str) -> Path | None:
     """Path of the copy of dataset ``name`` shipped inside the package, or None.
 
-    Only ``stephenson2021_covid`` and ``kang2018_ctrl_demo`` are embedded (see
+    Embedded: ``stephenson2021_covid``, the demo subsets ``kang2018_ctrl_demo``,
+    ``onek1k_demo``, ``hoek2015_sorted_bulk_demo`` and ``cell_ontology_2022-12-15_demo`` (see
     ``list_datasets()["embedded"]``).
 
     Raises

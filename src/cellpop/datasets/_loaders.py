@@ -165,6 +165,58 @@ def onek1k(data_dir: _PathLike = None) -> ad.AnnData:
     return _read("onek1k", data_dir)
 
 
+def onek1k_demo(data_dir: _PathLike = None) -> ad.AnnData:
+    """Small subset of :func:`onek1k`, embedded in the package (offline POPPY demo).
+
+    Parameters
+    ----------
+    data_dir
+        Directory searched first for ``onek1k_demo.h5ad``; then ``$CELLPOP_DATA_DIR``, then
+        the copy embedded in the package (see :func:`fetch`).
+
+    Returns
+    -------
+    anndata.AnnData
+        1,644 cells x 190 genes, laid out as :func:`onek1k` (``layers['counts']`` is added here
+        as a copy of ``X``). Genes: the 190 of OneK1K's 1,000 that :func:`kang2018_ctrl_demo`
+        also has. All 40 donors and 4 cell types: every donor x cell-type stratum of ``n``
+        cells keeps ``min(n, max(round(n * 1600 / 7811), 3))`` cells
+        (``numpy.random.default_rng(0)``); ``uns['subset']`` states the rule.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        See :func:`fetch`.
+    """
+    adata = _read("onek1k_demo", data_dir)
+    adata.layers["counts"] = adata.X.copy()
+    return adata
+
+
+def hoek2015_sorted_bulk_demo(data_dir: _PathLike = None) -> ad.AnnData:
+    """:func:`hoek2015_sorted_bulk` on 1,099 genes, embedded in the package (offline demo).
+
+    Parameters
+    ----------
+    data_dir
+        Directory searched first for ``hoek2015_sorted_bulk_demo.h5ad``; then
+        ``$CELLPOP_DATA_DIR``, then the copy embedded in the package (see :func:`fetch`).
+
+    Returns
+    -------
+    anndata.AnnData
+        All 14 samples (2 donors x 6 sorted populations + PBMC), same ``obs``, ``X`` and
+        ``layers['counts']`` as :func:`hoek2015_sorted_bulk`, on the 1,099 genes of
+        :func:`kang2018_ctrl_demo` that Hoek 2015 measures (``uns['subset']``).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        See :func:`fetch`.
+    """
+    return _read("hoek2015_sorted_bulk_demo", data_dir)
+
+
 def hoek2015_sorted_bulk(data_dir: _PathLike = None) -> ad.AnnData:
     """Bulk RNA-seq of 6 sorted blood populations and PBMC from 2 donors (day 0).
 
@@ -236,7 +288,7 @@ def cibersortx_wholeblood_bulk(data_dir: _PathLike = None) -> ad.AnnData:
     return _read("cibersortx_wholeblood_bulk", data_dir)
 
 
-for _loader in (stephenson2021_covid, kang2018_ctrl, kang2018_ctrl_demo, onek1k):
+for _loader in (stephenson2021_covid, kang2018_ctrl, kang2018_ctrl_demo, onek1k, onek1k_demo):
     if _loader.__doc__:  # None under python -OO
         _loader.__doc__ += _CONVENTION_OBS
 
@@ -245,6 +297,7 @@ for _loader in (stephenson2021_covid, kang2018_ctrl, kang2018_ctrl_demo, onek1k)
 CELL_ONTOLOGY_VERSIONS = {
     "2022-12-15": "cell_ontology_2022-12-15",
     "2026-03-26": "cell_ontology_2026-03-26",
+    "2022-12-15-demo": "cell_ontology_2022-12-15_demo",
 }
 
 
@@ -259,7 +312,9 @@ def cell_ontology(version: str = "2022-12-15", data_dir: _PathLike = None):
         ``"2026-03-26"`` (an OBO derived from the CL JSON shipped in
         ``cellxgene-ontology-guide`` 1.11.1: id, name, definition, exact synonyms, obsolete
         flag, replaced_by; ``is_a`` = direct parents, where is_a and part_of are **not**
-        distinguished; no other relationships).
+        distinguished; no other relationships), or ``"2022-12-15-demo"`` (embedded in the
+        package, offline: the 71 terms of 2022-12-15 that the curated datasets use plus all
+        their ``is_a`` ancestors; pruning and hop distances equal the full file's for them).
     data_dir
         Directory searched first for the OBO file (``cl-basic_2022-12-15.obo`` or
         ``cl_2026-03-26.obo``); then ``$CELLPOP_DATA_DIR``, the user cache, and a build from
