@@ -19,6 +19,7 @@ FILES = (
     "cell_importance.png",
     "cell_umap.png",
     "metacell_dotplot.png",
+    "poppy_matching.png",
 )
 
 
@@ -46,7 +47,7 @@ def test_demo_quick_offline_writes_every_output(tmp_path, monkeypatch, capsys):
     assert len(messages) == _demo.n_steps(quick=True), messages
 
     report = (out / "report.md").read_text()
-    for title in ("## SampleCLR", "## PopulationJEPA", "## ScJEPA", "## ScProto"):
+    for title in ("## SampleCLR", "## PopulationJEPA", "## ScJEPA", "## ScProto", "## POPPY"):
         assert title in report, title
     scores = pd.read_csv(out / "scores.csv").set_index("method")
     # deterministic baseline: the METHODS.md probe number
@@ -78,6 +79,37 @@ def test_demo_quick_offline_writes_every_output(tmp_path, monkeypatch, capsys):
     assert kang.obs["scproto_prototype"].astype(int).between(0, 25).all()
     assert meta.n_vars == kang.n_vars and "majority_label" in meta.obs
     assert kang.uns["X_scproto_occupancy"].shape == (8, meta.n_obs)
+    # POPPY: per-cell embeddings of the Kang cells, one cell-set embedding per sample (8 + 40)
+    assert kang.obsm["X_poppy"].shape == (2508, 64)
+    assert np.allclose(np.linalg.norm(kang.obsm["X_poppy"], axis=1), 1, atol=1e-4)
+    assert kang.uns["X_poppy_samples"].shape == (48, 64)
+    # 10 held-out samples: chance recall@k = k / 10
+    chance = scores.loc["chance"]
+    assert chance["cell→bulk R@1"] == pytest.approx(0.1)
+    assert chance["bulk→cell R@3"] == pytest.approx(0.3)
+    assert 0 <= scores.loc["POPPY", "cell→bulk R@1"] <= 1
+
+
+def test_pair_recall_hand_computed():
+    from cellpop.benchmark._demo_poppy import pair_recall
+
+    zc = pd.DataFrame([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], index=["a", "b", "c"])
+    # bulks: a's own bulk is best for a; b's own bulk is 2nd for b (c's bulk is closer);
+    # c's own bulk is best for c
+    zb = pd.DataFrame([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]], index=["a", "c", "b"])
+    r = pair_recall(zc, zb, ks=(1, 2))
+    # cell->bulk sims: a: a 1, b 0, c .8 -> rank 0; b: a 0, b 1, c .6 -> rank 0;
+    # c: a .6, b .8, c .96 -> rank 0
+    assert r["cell→bulk R@1"] == 1.0
+    # bulk->cell: bulk a: cells a 1, b 0, c .6 -> 0; bulk b (0,1): a 0, b 1, c .8 -> 0;
+    # bulk c (.8,.6): a .8, b .6, c .96 -> 0
+    assert r["bulk→cell R@1"] == 1.0
+    zb2 = zb.copy()
+    zb2.loc["b"] = [0.6, 0.8]  # b's own bulk now equals c's cell: c's cell prefers it (1.0)
+    r2 = pair_recall(zc, zb2, ks=(1, 2))
+    # cell c: a .6, b 1.0, c .96 -> rank 1; cells a, b still rank 0
+    assert r2["cell→bulk R@1"] == pytest.approx(2 / 3)
+    assert r2["cell→bulk R@2"] == 1.0
 
 
 def test_unknown_section(tmp_path):

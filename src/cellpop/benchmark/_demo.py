@@ -2,8 +2,9 @@
 
 The demo is a list of model sections (:data:`SECTIONS`). Each section is one function
 ``section(ctx: DemoContext) -> Section`` in :mod:`cellpop.benchmark._demo_samples` (sample-level
-models on Stephenson 2021) or :mod:`cellpop.benchmark._demo_cells` (cell-level models on Kang
-2018); it trains its model(s), scores them against the paper's baselines, writes its
+models on Stephenson 2021), :mod:`cellpop.benchmark._demo_cells` (cell-level models on Kang
+2018) or :mod:`cellpop.benchmark._demo_poppy` (POPPY on Kang + OneK1K cells and bulk); it
+trains its model(s), scores them against the paper's baselines, writes its
 embeddings into the shared AnnDatas of the context and returns a report section. This module
 loads the data, drives the sections and one progress callback, then writes the AnnData files,
 the figures (:mod:`cellpop.benchmark._demo_figures`), ``scores.csv`` and ``report.md``.
@@ -77,8 +78,8 @@ class SectionSpec:
     steps: Callable[[bool, int], int]  # (quick, number of seeds) -> progress messages
 
 
-#: The demo's sections in report order. PopulationJEPA and POPPY get theirs in their own issues'
-#: benchmark work; PopulationJEPA's here is a first small-budget look.
+#: The demo's sections in report order. PopulationJEPA's is a first small-budget look (its
+#: benchmark is its own issue's work); POPPY's trains on Kang + OneK1K with Hoek 2015 bulk.
 SECTIONS: dict[str, SectionSpec] = {
     "sampleclr": SectionSpec(
         "stephenson", "cellpop.benchmark._demo_samples:sampleclr_section", lambda q, n: 1 + 4 * n
@@ -88,6 +89,7 @@ SECTIONS: dict[str, SectionSpec] = {
     ),
     "scjepa": SectionSpec("kang", "cellpop.benchmark._demo_cells:scjepa_section", lambda q, n: 3),
     "scproto": SectionSpec("kang", "cellpop.benchmark._demo_cells:scproto_section", lambda q, n: 3),
+    "poppy": SectionSpec("kang", "cellpop.benchmark._demo_poppy:poppy_section", lambda q, n: 3),
 }
 
 #: Progress messages outside the sections: one per dataset loaded, figures, files, report.
@@ -172,13 +174,16 @@ def run_demo(
         DataFrames in ``.uns``), ``donors.h5ad`` (one row per donor, every donor embedding in
         ``.obsm``), ``kang2018_cells.h5ad`` (ScJEPA / ScProto cell embeddings and their UMAPs in
         ``.obsm``, the prototype of every cell in ``.obs``, ScProto donor occupancies in
-        ``.uns``), ``scproto_metacells.h5ad`` and the figures ``donor_umap.png``,
-        ``cell_importance.png``, ``cell_umap.png``, ``metacell_dotplot.png``; files of sections
-        not run are not written.
+        ``.uns``; POPPY's Kang cell embeddings in ``.obsm["X_poppy"]`` and sample embeddings in
+        ``.uns["X_poppy_samples"]``), ``scproto_metacells.h5ad`` and the figures
+        ``donor_umap.png``, ``cell_importance.png``, ``cell_umap.png``, ``metacell_dotplot.png``,
+        ``poppy_matching.png``; files of sections not run are not written.
     data_dir
         Curated data folder. Default: ``$CELLPOP_DATA_DIR``; when neither is set the demo uses
         the data embedded in the package (Stephenson 2021, the 2,508-cell Kang subset) and
-        needs no network. When one is set, Kang is the full 12,261-cell file.
+        needs no network (POPPY adds the embedded OneK1K subset, Hoek 2015 bulk on 1,099 genes
+        and a 71-term Cell Ontology subset). When one is set, Kang is the full 12,261-cell
+        file and POPPY uses the full OneK1K, Hoek 2015 and Cell Ontology files.
     seeds
         Training seeds of the sample-level models (default 0, 1, 2; quick: 0); the cell-level
         models train once, with the first seed.
@@ -261,7 +266,7 @@ def _write_anndata(ctx: DemoContext) -> dict[str, Path]:
     if ctx.kang is not None:
         path = out / "kang2018_cells.h5ad"
         ctx.kang.write_h5ad(path)
-        written["Kang 2018 cells: ScJEPA/ScProto embeddings and UMAPs in .obsm"] = path
+        written["Kang 2018 cells: ScJEPA/ScProto/POPPY embeddings and UMAPs in .obsm"] = path
     if ctx.metacells is not None:
         path = out / "scproto_metacells.h5ad"
         ctx.metacells.write_h5ad(path)

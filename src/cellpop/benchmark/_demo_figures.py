@@ -1,4 +1,5 @@
-"""Figures of ``cellpop demo``: donor UMAP, cell importance, cell UMAPs, metacell dotplot.
+"""Figures of ``cellpop demo``: donor UMAP, cell importance, cell UMAPs, metacell dotplot,
+POPPY matching.
 
 Each figure is drawn when the sections that feed it ran (see :func:`draw_all`).
 """
@@ -46,6 +47,10 @@ def draw_all(ctx: DemoContext) -> dict[str, Path]:
     if ctx.metacells is not None:
         drawn["ScProto metacells: marker-gene dotplot (scanpy)"] = metacell_dotplot(
             ctx.metacells, out / "metacell_dotplot.png"
+        )
+    if "poppy" in ctx.extra:
+        drawn["POPPY: soft labels S and held-out cell-set x pseudobulk similarity"] = (
+            poppy_matching(ctx.extra["poppy"], out / "poppy_matching.png")
         )
     return drawn
 
@@ -168,3 +173,27 @@ def metacell_dotplot(metacells: AnnData, path: Path) -> Path:
 
     plt.close("all")
     return path
+
+
+def poppy_matching(info: dict, path: Path) -> Path:
+    """POPPY's soft labels S (samples grouped by cohort) and the held-out cell-set x
+    pseudobulk cosine similarities (the diagonal is each sample's own pair)."""
+    import matplotlib.pyplot as plt
+
+    cohort = info["cohort"].loc[info["S"].index].sort_values(kind="stable")
+    order, first = cohort.index, int((cohort == cohort.iloc[0]).sum())
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), layout="constrained")
+    im = axes[0].imshow(info["S"].loc[order, order].to_numpy(), cmap="viridis", vmin=0, vmax=1)
+    axes[0].axhline(first - 0.5, color="white", lw=0.8)
+    axes[0].axvline(first - 0.5, color="white", lw=0.8)
+    axes[0].set(xticks=[], yticks=[], title=f"soft labels S: {len(order)} samples")
+    axes[0].set_xlabel(f"{cohort.iloc[0]} | {cohort.iloc[-1]}")
+    fig.colorbar(im, ax=axes[0], fraction=0.046)
+    held = info["held"]
+    im = axes[1].imshow(info["sim"], cmap="magma")
+    axes[1].set_xticks(range(len(held)), held, rotation=90, fontsize=7)
+    axes[1].set_yticks(range(len(held)), held, fontsize=7)
+    axes[1].set(xlabel="pseudobulk embedding", ylabel="cell-set embedding")
+    axes[1].set_title("held-out samples: cosine similarity")
+    fig.colorbar(im, ax=axes[1], fraction=0.046)
+    return _save(fig, path)
