@@ -81,6 +81,20 @@ def test_similarity_is_the_ontology_kernel(trained):
     np.testing.assert_allclose(model.similarity_.to_numpy(), adaptive_kernel(D, 100), rtol=1e-6)
 
 
+def test_sample_similarity_cache(trained, tmp_path):
+    _, model = trained
+    co = toy_ontology()
+    path = tmp_path / "emd.npz"
+    S = model.sample_similarity(co, k=3, cache=path)
+    assert path.is_file()
+    with np.load(path) as f:  # the cached EMD matrix, rewritten with a changed value
+        key, dist = str(f["key"]), f["distances"].copy()
+    dist[0, 1] = dist[1, 0] = 0.0  # sample 1 becomes sample 0's exact neighbour
+    np.savez(path, key=np.array(key), distances=dist)
+    S2 = model.sample_similarity(co, k=3, cache=path)  # read from the cache, not re-solved
+    assert S2.iloc[0, 1] == 1.0 and S.iloc[0, 1] < 1.0
+
+
 def test_attention_and_exact_full_set_pooling(trained):
     m, model = trained
     z, alpha = model.get_latent_representation(return_attention=True)

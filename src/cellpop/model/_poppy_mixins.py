@@ -24,7 +24,9 @@ class SimilarityMixin:
         comp = cell_type_composition(self.adata, self.sample_key, self._setup_args["cell_type_key"])
         return comp.loc[self.sample_order_]
 
-    def sample_similarity(self, ontology=None, k: int = 100, n_jobs: int | None = None):
+    def sample_similarity(
+        self, ontology=None, k: int = 100, n_jobs: int | None = None, cache=None
+    ) -> pd.DataFrame:
         """The soft labels ``S`` ``(n_samples, n_samples)`` of §2.1 / App. A.2.
 
         Compositions are propagated on the pruned Cell Ontology, compared by exact EMD with
@@ -39,6 +41,11 @@ class SimilarityMixin:
             :func:`cellpop.datasets.cell_ontology`).
         k, n_jobs
             Kernel neighbours; EMD worker processes.
+        cache
+            Optional ``.npz`` path for the EMD matrix (``composition_distances(cache=)``): reused
+            when the compositions and ontology are unchanged (SHA-256 key), written otherwise.
+            The EMD is the expensive part (about 14 µs CPU per pair of samples for a 71-term
+            ontology, docs/ontology.md); the kernel is recomputed for each ``k``.
 
         Returns
         -------
@@ -55,7 +62,7 @@ class SimilarityMixin:
         comp = self.compositions()
         comp.columns = co.map_labels(comp.columns.astype(str))
         comp = comp.T.groupby(level=0).sum().T  # alt IDs mapping to one term
-        D = composition_distances(comp, co.prune(comp.columns), n_jobs=n_jobs)
+        D = composition_distances(comp, co.prune(comp.columns), n_jobs=n_jobs, cache=cache)
         S = adaptive_kernel(D, k=k)
         return pd.DataFrame(S, index=comp.index, columns=comp.index)
 
