@@ -59,7 +59,7 @@ def test_list_datasets_table():
     table = datasets.list_datasets()
     assert isinstance(table, pd.DataFrame)
     assert set(table.index) == set(datasets.REGISTRY)
-    assert len(table) == 8
+    assert len(table) == 11
     assert table["sha256"].str.fullmatch(r"[0-9a-f]{64}").all()
     assert table["original_sha256"].str.fullmatch(r"[0-9a-f]{64}").all()
     assert (
@@ -67,7 +67,13 @@ def test_list_datasets_table():
         .str.match(r"^https://raw\.githubusercontent\.com/[^/]+/[^/]+/[0-9a-f]{40}/")
         .all()
     )
-    assert set(table.index[table["embedded"]]) == {"stephenson2021_covid", "kang2018_ctrl_demo"}
+    assert set(table.index[table["embedded"]]) == {
+        "stephenson2021_covid",
+        "kang2018_ctrl_demo",
+        "onek1k_demo",
+        "hoek2015_sorted_bulk_demo",
+        "cell_ontology_2022-12-15_demo",
+    }
     # every loader named in the table exists in the public API
     for loader in table["loader"]:
         assert callable(getattr(cellpop.datasets, loader))
@@ -110,11 +116,25 @@ def test_embedded_files_offline(no_data_env):
     assert mapping.sum() == 2508
     assert not no_data_env.exists()  # nothing was downloaded or cached
 
-    total = sum(
-        datasets.embedded_path(n).stat().st_size
-        for n in ("stephenson2021_covid", "kang2018_ctrl_demo")
-    )
+    table = datasets.list_datasets()
+    total = sum(datasets.embedded_path(n).stat().st_size for n in table.index[table["embedded"]])
     assert total <= 6e6
+
+
+def test_poppy_demo_files_offline(no_data_env):
+    """The POPPY demo's embedded OneK1K subset, Hoek bulk gene subset and CL subset."""
+    onek = datasets.onek1k_demo()
+    _check_counts(onek, 1644, 190)
+    assert onek.obs["donor_id"].nunique() == 40 and onek.obs["cell_type"].nunique() == 4
+    kang_genes = set(datasets.kang2018_ctrl_demo().var_names)
+    assert set(onek.var_names) <= kang_genes
+    assert "190 of the 1,000" in onek.uns["subset"]
+    hoek = datasets.hoek2015_sorted_bulk_demo()
+    assert hoek.shape == (14, 1099) and set(hoek.var_names) <= kang_genes
+    assert np.array_equal(hoek.X, hoek.layers["counts"])
+    co = datasets.cell_ontology("2022-12-15-demo")
+    assert len(co) == 71 and co["CL:0000624"].name == "CD4-positive, alpha-beta T cell"
+    assert not no_data_env.exists()
 
 
 def test_embedded_hash_checked(no_data_env, monkeypatch):
@@ -171,6 +191,32 @@ def test_embedded_files_equal_rebuilt_from_curated():
     checks = compare(demo, expected)
     failed = [k for k, ok in checks.items() if not ok]
     assert failed == ["uns['units']"]  # the demo file stores X only and says so
+
+
+@needs_data
+def test_poppy_demo_files_equal_rebuilt_from_curated():
+    """Embedded OneK1K / Hoek demo files = their rule on the curated files; the CL subset gives
+    the same pruned graph and hop distances as the full ontology for every curated CL ID."""
+    from cellpop.datasets._convert_demo import DEMO_ONTOLOGY_TABLES
+    from cellpop.datasets._convert_sc import stratified_subset
+    from cellpop.datasets._curation import compare, read_table
+    from cellpop.ontology import CellOntology
+
+    genes = list(datasets.kang2018_ctrl_demo().var_names)
+    full = datasets.onek1k()
+    expected = stratified_subset(full[:, [g for g in full.var_names if g in genes]].copy(), 1600)
+    failed = [k for k, ok in compare(datasets.onek1k_demo(), expected).items() if not ok]
+    assert set(failed) <= {"uns['units']", "uns['subset']"}, failed
+    hoek = datasets.hoek2015_sorted_bulk()
+    demo = datasets.hoek2015_sorted_bulk_demo()
+    assert np.array_equal(demo.X, hoek[:, demo.var_names].X)
+    assert list(demo.var_names) == [g for g in genes if g in set(hoek.var_names)]
+    ids = sorted(set().union(*(read_table(t)["cell_type_ontology_term_id"]
+                               for t in DEMO_ONTOLOGY_TABLES)))  # fmt: skip
+    small = CellOntology(version="2022-12-15-demo").prune(ids)
+    big = CellOntology(data_dir=_DATA_DIR).prune(ids)
+    assert small.terms == big.terms
+    np.testing.assert_array_equal(small.hop_distances(), big.hop_distances())
 
 
 # ---------------------------------------------------------------- real files
