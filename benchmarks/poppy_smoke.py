@@ -20,55 +20,33 @@ import os
 import sys
 import time
 
-import anndata as ad
 import mudata as md
 import numpy as np
 import pandas as pd
-import scanpy as sc
 import scvi
 from scipy.spatial.distance import pdist
 from scipy.stats import spearmanr
 from sklearn.metrics import silhouette_score
 
 import cellpop
+from cellpop.benchmark._demo_poppy import build_mudata, pair_recall
 from cellpop.model import POPPY
 from cellpop.ontology import CellOntology
-from cellpop.tl import paired_bulk
 
 CT = "cell_type_ontology_term_id"
 
 
 def build(data_dir: str, co: CellOntology) -> md.MuData:
-    kang = cellpop.datasets.kang2018_ctrl(data_dir=data_dir)
-    onek = cellpop.datasets.onek1k(data_dir=data_dir)
-    kang.obs["cohort"], onek.obs["cohort"] = "kang2018", "onek1k"
-    genes = kang.var_names.intersection(onek.var_names)
-    rna = ad.concat([kang[:, genes], onek[:, genes]], join="inner", index_unique="-")
-    rna.obs = rna.obs[["donor_id", "cohort", CT]].astype("category")
-    rna.layers["counts"] = rna.X.copy()
-    norm = rna.copy()
-    sc.pp.normalize_total(norm, target_sum=1e4)
-    sc.pp.log1p(norm)
-    sc.pp.pca(norm, n_comps=20, random_state=0)
-    rna.obsm["X_pca"] = norm.obsm["X_pca"].astype(np.float32)
-    hoek = cellpop.datasets.hoek2015_sorted_bulk(data_dir=data_dir)
-    hoek = hoek[hoek.obs[CT] != "CL:2000001"].copy()  # PBMC is a mixture, not a population
-    anc = {t: co.ancestors(t) for t in rna.obs[CT].cat.categories}
-    bulk = paired_bulk(
-        rna, "donor_id", CT, layer="counts", sorted_bulk=hoek, sorted_cell_type_key=CT,
-        ancestors=anc,
-    )  # fmt: skip
-    bulk.obs["donor_id"] = bulk.obs["donor_id"].astype("category")
-    return md.MuData({"rna": rna, "bulk": bulk})
+    return build_mudata(
+        cellpop.datasets.kang2018_ctrl(data_dir=data_dir),
+        cellpop.datasets.onek1k(data_dir=data_dir),
+        cellpop.datasets.hoek2015_sorted_bulk(data_dir=data_dir),
+        co,
+    )
 
 
 def recall(zc: pd.DataFrame, zb: pd.DataFrame, ks=(1, 3, 5)) -> dict:
-    sim = zc.to_numpy() @ zb.loc[zc.index].to_numpy().T
-    out = {}
-    for name, s in (("cell->bulk", sim), ("bulk->cell", sim.T)):
-        rank = (s > np.diag(s)[:, None]).sum(1)  # rows ranked above the true match
-        out.update({f"{name} R@{k}": float((rank < k).mean()) for k in ks})
-    return out
+    return pair_recall(zc, zb, ks)
 
 
 def main(epochs: int = 200, k: int = 5) -> None:
