@@ -201,9 +201,11 @@ def composition_distances(
     masses), and compared with every other by exact optimal transport whose ground cost is
     the hop distance between terms (:meth:`PrunedOntology.hop_distances`). Because that cost
     is a graph's shortest-path metric, the transport is solved as a min-cost flow on the
-    ontology's edges: bridges in closed form, the 2-edge-connected blocks by a numba
-    primal-dual solver (:mod:`cellpop.ontology._graph_flow`); the value equals ``ot.emd2``'s
-    (checked in the tests). Without numba, POT's network simplex is used pair by pair.
+    ontology's edges: bridges in closed form, the 2-edge-connected blocks by a numba network
+    simplex warm-started from pair to pair along a nearest-neighbour ordering of the samples
+    (primal-dual as fallback; :mod:`cellpop.ontology._graph_flow`); the value equals
+    ``ot.emd2``'s (checked in the tests). Without numba, POT's network simplex is used pair by
+    pair.
 
     Parameters
     ----------
@@ -250,7 +252,8 @@ def composition_distances(
     -----
     Exact up to float64 rounding (agreement with ``ot.emd2`` ~1e-15). The POT fallback moves
     only ``(p - q)+`` onto ``(p - q)-``, which has the same optimum for a metric cost.
-    Timings: ``docs/ontology.md`` (Kang's 8 types, 39 terms: ~12 µs CPU per pair).
+    Timings: ``docs/ontology.md`` (CPU per pair: 2 µs for Kang's 8 types / 39 terms, 14 µs for
+    26 types / 71 terms).
     """
     values, columns, pruned = _validate(compositions, ontology, atol)
     idx = pruned.index(columns)
