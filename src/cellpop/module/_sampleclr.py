@@ -14,6 +14,7 @@ from cellpop.nn import (
     head_diversity_penalty,
     xsample_contrastive_loss,
 )
+from cellpop.nn._distributed import gather_cat
 
 
 class SampleCLRModule(BaseModuleClass):
@@ -168,12 +169,14 @@ class SampleCLRModule(BaseModuleClass):
         """
         z = inference_outputs["z"]
         b = inference_outputs["n_sets"]
+        # under DDP the negatives are the samples of every rank (no-ops otherwise)
+        z_pairs = gather_cat(z[: 2 * b].reshape(2, b, -1), dim=1)
         batch_prior = None
         if prior is not None:
-            s = tensors["sample"]
+            s = gather_cat(tensors["sample"])
             batch_prior = prior[s][:, s]
         contrastive = xsample_contrastive_loss(
-            z[: 2 * b], batch_prior, self.temperature, self.graph_temperature
+            z_pairs.reshape(-1, z.shape[-1]), batch_prior, self.temperature, self.graph_temperature
         )
         total = contrastive
         # collapse monitor: median over dimensions of the per-dimension std of the sample vectors
