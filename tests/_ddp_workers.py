@@ -10,6 +10,7 @@ With ``world == 1`` it is the plain one-process loss of the whole global batch.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -146,7 +147,7 @@ def worker(rank: int, world: int, port: int, out_dir: str) -> None:
     """One gloo rank: every case, results saved to ``out_dir/rank{rank}.pt``."""
     os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=120))
     try:
         results = {case: run_case(case, rank, world) for case in CASES}
         with global_batch():

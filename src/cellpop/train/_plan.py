@@ -178,6 +178,16 @@ class TrainingPlan(_ScviTrainingPlan):
                 sync_dist=self.use_sync_dist,
             )
 
+    def compute_and_log_metrics(self, loss_output: LossOutput, metrics, mode: str) -> None:
+        """scvi-tools' ELBO metrics, computed under ``no_grad`` instead of its ``inference_mode``.
+
+        Under DDP Lightning reduces the logged tensors across ranks in place at the end of an
+        epoch, which fails on inference tensors ("Inplace update to inference tensor outside
+        InferenceMode"; ScProto's ``log_elbo=True`` under ``strategy="ddp"``).
+        """
+        with torch.no_grad():
+            _ScviTrainingPlan.compute_and_log_metrics.__wrapped__(self, loss_output, metrics, mode)
+
     def _step(self, batch, mode: str) -> torch.Tensor:
         if self.step_seeded:
             self.loss_kwargs["step"] = int(self.global_step) if mode == "train" else None
