@@ -152,6 +152,11 @@ def worker(rank: int, world: int, port: int, out_dir: str) -> None:
         results = {case: run_case(case, rank, world) for case in CASES}
         with global_batch():
             inside = world_size()
+            try:  # unseeded SIGReg directions would differ between ranks
+                sigreg(torch.randn(4, 3))
+                results["sigreg_unseeded"] = "ran"
+            except ValueError as e:
+                results["sigreg_unseeded"] = str(e)
         results["world_size"] = {"outside": world_size(), "inside": inside}
         torch.save(results, Path(out_dir) / f"rank{rank}.pt")
     finally:

@@ -58,6 +58,7 @@ def test_two_ranks_give_the_one_process_loss_and_gradient(ranks, case):
 def test_gathering_only_inside_global_batch(ranks):
     for res in ranks:
         assert res["world_size"] == {"outside": 1, "inside": WORLD}
+        assert "needs step=" in res["sigreg_unseeded"]
 
 
 def test_sinkhorn_balances_the_global_batch(ranks):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._distributed import all_sum, global_variance
+from ._distributed import all_sum, global_variance, world_size
 
 __all__ = ["SIGReg", "epps_pulley", "random_directions", "sigreg", "vicreg_variance"]
 
@@ -112,8 +112,19 @@ def sigreg(
     -------
     torch.Tensor
         Scalar: mean over sets and directions of the Epps–Pulley statistic (scJEPA eq. 5, 7).
+
+    Raises
+    ------
+    ValueError
+        Under DDP (inside :func:`cellpop.nn.global_batch`) without ``step`` or ``directions``:
+        the ranks would draw different directions.
     """
     if directions is None:
+        if step is None and world_size() > 1:
+            raise ValueError(
+                "sigreg under DDP needs step= (or directions=): every rank must project on the "
+                "same random directions."
+            )
         directions = random_directions(z.shape[-1], num_directions, step, z.device, z.dtype)
     return epps_pulley(z @ directions, n_knots=n_knots, t_max=t_max).mean()
 
