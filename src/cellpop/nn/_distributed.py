@@ -29,7 +29,13 @@ import torch.distributed as dist
 
 __all__ = [
     "all_max",
-    "all_sum", "gather_cat", "global_batch", "global_unique", "global_variance", "world_size"]
+    "all_sum",
+    "gather_cat",
+    "global_batch",
+    "global_unique",
+    "global_variance",
+    "world_size",
+]
 
 _active = 0
 
