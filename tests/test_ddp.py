@@ -26,21 +26,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def ranks(tmp_path_factory):
-    """Results of every case on each of 2 gloo ranks (spawned: forking a process whose OpenMP
-    threads have run can hang the children)."""
-    out = tmp_path_factory.mktemp("ddp")
-    torch.multiprocessing.spawn(worker, args=(WORLD, _free_port(), str(out)), nprocs=WORLD)
-    return [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
-
-
-@pytest.mark.parametrize("case", CASES)
-def test_two_ranks_give_the_one_process_loss_and_gradient(ranks, case):
+def _check_case(ranks: list[dict], case: str) -> None:
+    """Every rank's loss, the shard gradients and per-cell outputs against one process."""
     full = run_case(case)
-    # the shard alone (no gathering) gives another loss: the test can fail
+    # the shard alone (no gathering) gives another loss: the check can fail
     alone = _BUILD[case](0, WORLD)[0].detach()
-    assert not torch.allclose(alone, full["loss"], rtol=1e-3)
+    assert not torch.allclose(alone, full["loss"], rtol=1e-3), case
     for res in ranks:
         torch.testing.assert_close(res[case]["loss"], full["loss"], rtol=1e-5, atol=1e-6)
     for key, g_full in full["grad"].items():
@@ -49,24 +40,28 @@ def test_two_ranks_give_the_one_process_loss_and_gradient(ranks, case):
         else:
             g = torch.cat([res[case]["grad"][key] / WORLD for res in ranks], DIM.get(case, 0))
         torch.testing.assert_close(g, g_full, rtol=1e-4, atol=1e-6, msg=f"{case}: grad {key}")
-        assert g_full.abs().max() > 1e-4  # a gradient that matters
+        assert g_full.abs().max() > 1e-4, f"{case}: {key}"  # a gradient that matters
     for key, v_full in full["extra"].items():  # per-cell outputs: each rank's rows
         v = torch.cat([res[case]["extra"][key] for res in ranks], DIM.get(case, 0))
         torch.testing.assert_close(v, v_full, rtol=1e-4, atol=1e-6, msg=f"{case}: {key}")
 
 
-def test_gathering_only_inside_global_batch(ranks):
-    for res in ranks:
-        assert res["world_size"] == {"outside": 1, "inside": WORLD}
-        assert "needs step=" in res["sigreg_unseeded"]
-
-
-def test_sinkhorn_balances_the_global_batch(ranks):
+def test_two_ranks_give_the_one_process_losses_and_gradients(tmp_path):
+    # one test for all cases: one pair of spawned processes (forking a process whose OpenMP
+    # threads have run can hang the children), also under pytest-xdist
+    torch.multiprocessing.spawn(worker, args=(WORLD, _free_port(), str(tmp_path)), nprocs=WORLD)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
+    for case in CASES:  # SIGReg, VICReg variance, SwAV/Sinkhorn, SampleCLR, POPPY
+        _check_case(ranks, case)
     # converged one-group Sinkhorn: each of the K = 3 prototypes gets B / K of the global
     # batch's B = 24 cells (not of a rank's own 15 or 9 cells)
     q = [res["swav"]["extra"]["q_plain"] for res in ranks]
     np.testing.assert_allclose(torch.cat(q).sum(0).numpy(), 24 / 3, rtol=1e-3)
     assert not np.allclose(q[0].sum(0).numpy(), 15 / 3, rtol=1e-2)
+    # collectives only inside global_batch; unseeded SIGReg refused there
+    for res in ranks:
+        assert res["world_size"] == {"outside": 1, "inside": WORLD}
+        assert "needs step=" in res["sigreg_unseeded"]
 
 
 @pytest.mark.parametrize("name", ["SampleCLR", "ScProto"])
