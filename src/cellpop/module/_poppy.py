@@ -223,7 +223,8 @@ class POPPYModule(BaseModuleClass):
         similarity: torch.Tensor | None = None,
     ) -> LossOutput:
         """Eq. 5 with the batch's rows and columns of ``similarity`` ``(n_samples, n_samples)``
-        (``None``: the identity, i.e. CLIP-style pairs only)."""
+        (``None``: the identity, i.e. CLIP-style pairs only). Under DDP (inside
+        :func:`cellpop.nn.global_batch`) the batch is the samples of all ranks."""
         z_c, z_b = inference_outputs["z_cell"], inference_outputs["z_bulk"]
         s = tensors["sample"]
         # under DDP the negatives are the samples of every rank (no-ops otherwise)

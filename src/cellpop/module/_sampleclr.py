@@ -165,7 +165,8 @@ class SampleCLRModule(BaseModuleClass):
         """Contrastive loss (+ ``supervised_weight`` x supervised losses, + diversity penalty).
 
         ``prior`` is the ``(n_samples, n_samples)`` prior similarity over all samples; the rows
-        and columns of the batch's samples are used.
+        and columns of the batch's samples are used. Under DDP (inside
+        :func:`cellpop.nn.global_batch`) the contrastive loss is over the samples of all ranks.
         """
         z = inference_outputs["z"]
         b = inference_outputs["n_sets"]
