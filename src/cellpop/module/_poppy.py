@@ -13,6 +13,7 @@ from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 
 from cellpop.nn import CellImportancePooling, embedding_std, multi_positive_contrastive_loss
+from cellpop.nn._distributed import gather_cat
 
 
 def _ffn(n_input: int, n_hidden: int, n_output: int, norm: bool = True) -> nn.Sequential:
@@ -222,9 +223,12 @@ class POPPYModule(BaseModuleClass):
         similarity: torch.Tensor | None = None,
     ) -> LossOutput:
         """Eq. 5 with the batch's rows and columns of ``similarity`` ``(n_samples, n_samples)``
-        (``None``: the identity, i.e. CLIP-style pairs only)."""
+        (``None``: the identity, i.e. CLIP-style pairs only). Under DDP (inside
+        :func:`cellpop.nn.global_batch`) the batch is the samples of all ranks."""
         z_c, z_b = inference_outputs["z_cell"], inference_outputs["z_bulk"]
         s = tensors["sample"]
+        # under DDP the negatives are the samples of every rank (no-ops otherwise)
+        z_c, z_b, s = gather_cat(z_c), gather_cat(z_b), gather_cat(s)
         if similarity is None:
             batch_s = torch.eye(len(s), device=z_c.device)
         else:
@@ -238,7 +242,8 @@ class POPPYModule(BaseModuleClass):
             "bulk_std": embedding_std(z_b),
             "matched_cosine": matched.detach(),
         }
-        return LossOutput(loss=loss, n_obs_minibatch=len(s), extra_metrics=extra)
+        n_local = len(tensors["sample"])
+        return LossOutput(loss=loss, n_obs_minibatch=n_local, extra_metrics=extra)
 
 
 class CrossAttentionHead(nn.Module):

@@ -14,6 +14,7 @@ from cellpop.nn import (
     head_diversity_penalty,
     xsample_contrastive_loss,
 )
+from cellpop.nn._distributed import gather_cat
 
 
 class SampleCLRModule(BaseModuleClass):
@@ -164,16 +165,19 @@ class SampleCLRModule(BaseModuleClass):
         """Contrastive loss (+ ``supervised_weight`` x supervised losses, + diversity penalty).
 
         ``prior`` is the ``(n_samples, n_samples)`` prior similarity over all samples; the rows
-        and columns of the batch's samples are used.
+        and columns of the batch's samples are used. Under DDP (inside
+        :func:`cellpop.nn.global_batch`) the contrastive loss is over the samples of all ranks.
         """
         z = inference_outputs["z"]
         b = inference_outputs["n_sets"]
+        # under DDP the negatives are the samples of every rank (no-ops otherwise)
+        z_pairs = gather_cat(z[: 2 * b].reshape(2, b, -1), dim=1)
         batch_prior = None
         if prior is not None:
-            s = tensors["sample"]
+            s = gather_cat(tensors["sample"])
             batch_prior = prior[s][:, s]
         contrastive = xsample_contrastive_loss(
-            z[: 2 * b], batch_prior, self.temperature, self.graph_temperature
+            z_pairs.reshape(-1, z.shape[-1]), batch_prior, self.temperature, self.graph_temperature
         )
         total = contrastive
         # collapse monitor: median over dimensions of the per-dimension std of the sample vectors

@@ -1,6 +1,7 @@
 """Shared neural-network building blocks and losses."""
 
 from ._contrastive import head_diversity_penalty, xsample_contrastive_loss
+from ._distributed import global_batch
 from ._jepa import (
     compact_sets,
     ema_momentum,
@@ -37,6 +38,7 @@ __all__ = [
     "ema_update_",
     "embedding_std",
     "epps_pulley",
+    "global_batch",
     "grouped_mean",
     "head_diversity_penalty",
     "jepa_l1_loss",

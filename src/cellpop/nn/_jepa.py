@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._distributed import global_variance
+
 __all__ = [
     "compact_sets",
     "ema_momentum",
@@ -53,7 +55,8 @@ def masked_vicreg_variance(
     ``statistic="std"`` (VICReg, Bardes et al. 2022, eq. 1):
     ``mean_j relu(gamma - sqrt(Var(z[:, j]) + eps))``; ``statistic="var"`` (the formula SC-JEPA
     §3 writes for its implementation): ``mean_j relu(gamma - Var(z[:, j]))``. The variance is the
-    unbiased one over all real rows (cells of every set pooled together).
+    unbiased one over all real rows (cells of every set pooled together; under DDP, inside
+    :func:`cellpop.nn.global_batch`, the real rows of every rank).
 
     Parameters
     ----------
@@ -87,9 +90,9 @@ def masked_vicreg_variance(
         rows = z[mask]
     else:
         rows = z.reshape(-1, z.shape[-1])
-    if rows.shape[0] < 2:
+    var, n = global_variance(rows.float())  # fp32 under autocast; all ranks under DDP
+    if n < 2:
         return z.sum() * 0.0
-    var = rows.float().var(dim=0)  # fp32 under autocast
     spread = torch.sqrt(var + eps) if statistic == "std" else var
     return torch.relu(gamma - spread).mean()
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._distributed import all_sum, global_variance, world_size
+
 __all__ = ["SIGReg", "epps_pulley", "random_directions", "sigreg", "vicreg_variance"]
 
 
@@ -44,12 +46,17 @@ def epps_pulley(u: torch.Tensor, n_knots: int = 17, t_max: float = 3.0) -> torch
     torch.Tensor
         Statistic per variable, shape (..., M); ≈1.06 in expectation for N(0, 1) samples with
         the default quadrature, growing with N when the distribution is not N(0, 1).
+
+    Notes
+    -----
+    Under DDP (inside :func:`cellpop.nn.global_batch`) the empirical characteristic function
+    and N are those of the N samples of all ranks together (sums reduced across ranks).
     """
-    n = u.shape[-2]
     t, w = _knots(n_knots, t_max, u.device, u.dtype)
     tu = u.unsqueeze(-1) * t  # (..., N, M, T)
-    cos_mean = torch.cos(tu).mean(dim=-3)
-    sin_mean = torch.sin(tu).mean(dim=-3)
+    sums = all_sum(torch.stack([torch.cos(tu).sum(dim=-3), torch.sin(tu).sum(dim=-3)]))
+    n = all_sum(torch.tensor(float(u.shape[-2]), device=u.device, dtype=u.dtype))
+    cos_mean, sin_mean = sums[0] / n, sums[1] / n
     err = (cos_mean - torch.exp(-0.5 * t**2)) ** 2 + sin_mean**2  # (..., M, T)
     return n * (err @ w)
 
@@ -105,8 +112,19 @@ def sigreg(
     -------
     torch.Tensor
         Scalar: mean over sets and directions of the Epps–Pulley statistic (scJEPA eq. 5, 7).
+
+    Raises
+    ------
+    ValueError
+        Under DDP (inside :func:`cellpop.nn.global_batch`) without ``step`` or ``directions``:
+        the ranks would draw different directions.
     """
     if directions is None:
+        if step is None and world_size() > 1:
+            raise ValueError(
+                "sigreg under DDP needs step= (or directions=): every rank must project on the "
+                "same random directions."
+            )
         directions = random_directions(z.shape[-1], num_directions, step, z.device, z.dtype)
     return epps_pulley(z @ directions, n_knots=n_knots, t_max=t_max).mean()
 
@@ -137,7 +155,9 @@ def vicreg_variance(z: torch.Tensor, gamma: float = 1.0, eps: float = 1e-4) -> t
     Returns
     -------
     torch.Tensor
-        Scalar hinge loss, 0 when every dimension has std ≥ ``gamma``.
+        Scalar hinge loss, 0 when every dimension has std ≥ ``gamma``. Under DDP (inside
+        :func:`cellpop.nn.global_batch`) the variance is over the rows of all ranks.
     """
-    std = torch.sqrt(z.var(dim=0) + eps)
+    var, _ = global_variance(z)
+    std = torch.sqrt(var + eps)
     return torch.relu(gamma - std).mean()

@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ._distributed import all_max, all_sum, gather_cat, global_unique, world_size
+
 __all__ = [
     "cosine_scores",
     "grouped_mean",
@@ -27,12 +29,16 @@ __all__ = [
 
 
 def _group_ids(groups: torch.Tensor | None, n: int, device) -> tuple[torch.Tensor, int]:
-    """Map arbitrary group labels to ``0..G-1`` (only groups present in the minibatch)."""
+    """Map arbitrary group labels to ``0..G-1`` (only groups present in the minibatch; under
+    DDP in the global minibatch, with the same codes on every rank)."""
     if groups is None:
         return torch.zeros(n, dtype=torch.long, device=device), 1
     groups = groups.reshape(-1)
     if groups.shape[0] != n:
         raise ValueError(f"groups has {groups.shape[0]} entries but there are {n} cells.")
+    if world_size() > 1:
+        uniq, inv = global_unique(groups)
+        return inv, int(uniq.shape[0])
     uniq, inv = torch.unique(groups, return_inverse=True)
     return inv, int(uniq.shape[0])
 
@@ -93,6 +99,10 @@ def sinkhorn_knopp(
         spreading every cell over many prototypes and the arg-max stops following the scores
         (scProto's model uses ``min_group_size = K``, see :class:`cellpop.model.ScProto`).
 
+    Under DDP (inside :func:`cellpop.nn.global_batch`) groups, their sizes and the prototype
+    marginals are those of the global minibatch (sums reduced across ranks, as SwAV's
+    distributed Sinkhorn); every rank returns the rows of its own cells.
+
     Returns
     -------
     Tensor ``(B, K)``: every row (cell) sums to 1 exactly; within a group of ``B_g`` cells every
@@ -103,9 +113,9 @@ def sinkhorn_knopp(
     q = _sinkhorn(scores, epsilon, n_iters, groups)
     if min_group_size > 0 and groups is not None:
         inv, n_groups = _group_ids(groups, scores.shape[0], scores.device)
-        small = (torch.bincount(inv, minlength=n_groups) < min_group_size)[inv]
-        if bool(small.any()):
-            q = torch.where(small[:, None], _sinkhorn(scores, epsilon, n_iters, None), q)
+        small = all_sum(torch.bincount(inv, minlength=n_groups)) < min_group_size  # (G,)
+        if bool(small.any()):  # the same on every rank: global counts
+            q = torch.where(small[inv, None], _sinkhorn(scores, epsilon, n_iters, None), q)
     if hard:
         q = F.one_hot(q.argmax(dim=1), scores.shape[1]).float()
     return q
@@ -125,13 +135,14 @@ def _sinkhorn(scores, epsilon, n_iters, groups) -> torch.Tensor:
     g_max = torch.full((n_groups,), float("-inf"), device=s.device).scatter_reduce(
         0, inv, row_max, reduce="amax"
     )
+    g_max = all_max(g_max)  # sums and maxima are global under DDP (no-ops otherwise)
     q = torch.exp(s - g_max[inv, None])  # (B, K); cell i belongs to group inv[i]
     onehot = F.one_hot(inv, n_groups).to(q.dtype)  # (B, G)
-    n_g = onehot.sum(0)  # cells per group
+    n_g = all_sum(onehot.sum(0))  # cells per group
     tiny = torch.finfo(torch.float32).tiny
-    q = q / (onehot.T @ q).sum(1).clamp_min(tiny)[inv, None]  # each group's Q sums to 1
+    q = q / all_sum((onehot.T @ q).sum(1)).clamp_min(tiny)[inv, None]  # each group's Q sums to 1
     for _ in range(n_iters):
-        proto_sums = onehot.T @ q  # (G, K): prototype (row) sums within each group
+        proto_sums = all_sum(onehot.T @ q)  # (G, K): prototype (row) sums within each group
         q = q / proto_sums.clamp_min(tiny)[inv] / k
         q = q / q.sum(dim=1, keepdim=True).clamp_min(tiny) / n_g[inv, None]
     return q * n_g[inv, None]
@@ -171,11 +182,13 @@ def grouped_mean(
 
     Returns
     -------
-    0-d tensor; 0 (with gradient graph kept) when no group has ``min_size`` cells.
+    0-d tensor; 0 (with gradient graph kept) when no group has ``min_size`` cells. Under DDP
+    (inside :func:`cellpop.nn.global_batch`) groups are those of the global minibatch.
     """
     inv, n_groups = _group_ids(groups, values.shape[0], values.device)
     sums = torch.zeros(n_groups, dtype=values.dtype, device=values.device).index_add(0, inv, values)
-    counts = torch.bincount(inv, minlength=n_groups).to(values.dtype)
+    sums = all_sum(sums)
+    counts = all_sum(torch.bincount(inv, minlength=n_groups).to(values.dtype))
     keep = counts >= min_size
     if not bool(keep.any()):
         return values.sum() * 0.0
@@ -240,11 +253,12 @@ def propagation_loss(
 
     Returns
     -------
-    0-d tensor: the largest distance of any cell to its closest prototype.
+    0-d tensor: the largest distance of any cell to its closest prototype (of all ranks' cells
+    under DDP, inside :func:`cellpop.nn.global_batch`).
     """
     if normalize:
         z = F.normalize(z, dim=-1)
         prototypes = F.normalize(prototypes, dim=-1)
     sq = (z * z).sum(1, keepdim=True) + (prototypes * prototypes).sum(1) - 2.0 * z @ prototypes.T
     d_min = sq.min(dim=1).values.clamp_min(1e-12).sqrt()  # finite gradient at distance 0
-    return d_min.max()
+    return gather_cat(d_min).max()

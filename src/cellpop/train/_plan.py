@@ -10,6 +10,8 @@ import torch
 from scvi.module.base import LossOutput
 from scvi.train import TrainingPlan as _ScviTrainingPlan
 
+from cellpop.nn import global_batch
+
 
 def warmup_cosine(epoch: int, warmup_epochs: int, max_epochs: int) -> float:
     """Learning-rate factor: linear warm-up over ``warmup_epochs``, then cosine decay.
@@ -41,7 +43,9 @@ class TrainingPlan(_ScviTrainingPlan):
     module's ``LossOutput.extra_metrics`` as ``<name>_train`` / ``<name>_validation`` (the
     collapse monitors among them) and, with ``log_elbo=True``, scvi-tools' ELBO metrics.
     The module is put in train mode at the start of every training epoch, whatever mode a
-    getter left it in.
+    getter left it in. Under DDP (``world_size > 1``) every step runs inside
+    :func:`cellpop.nn.global_batch`: losses over the whole minibatch (contrastive negatives,
+    SIGReg, Sinkhorn marginals, VICReg variance) gather the shards of all ranks.
 
     Parameters
     ----------
@@ -174,12 +178,24 @@ class TrainingPlan(_ScviTrainingPlan):
                 sync_dist=self.use_sync_dist,
             )
 
+    def compute_and_log_metrics(self, loss_output: LossOutput, metrics, mode: str) -> None:
+        """scvi-tools' ELBO metrics, computed under ``no_grad`` instead of its ``inference_mode``.
+
+        Under DDP Lightning reduces the logged tensors across ranks in place at the end of an
+        epoch, which fails on inference tensors ("Inplace update to inference tensor outside
+        InferenceMode"; ScProto's ``log_elbo=True`` under ``strategy="ddp"``).
+        """
+        with torch.no_grad():
+            _ScviTrainingPlan.compute_and_log_metrics.__wrapped__(self, loss_output, metrics, mode)
+
     def _step(self, batch, mode: str) -> torch.Tensor:
         if self.step_seeded:
             self.loss_kwargs["step"] = int(self.global_step) if mode == "train" else None
         if "kl_weight" in self.loss_kwargs:
             self.loss_kwargs["kl_weight"] = self.kl_weight
-        _, _, out = self.forward(batch, loss_kwargs=self.loss_kwargs)
+        # under DDP the losses see the global minibatch (cellpop.nn.global_batch)
+        with global_batch(self.trainer.world_size > 1):
+            _, _, out = self.forward(batch, loss_kwargs=self.loss_kwargs)
         self.log(
             f"{mode}_loss",
             out.loss,

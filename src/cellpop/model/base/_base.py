@@ -43,6 +43,8 @@ INFERENCE_BATCH_SIZE = 1024
 
 _DEFAULTED_KEYS = (REGISTRY_KEYS.BATCH_KEY, REGISTRY_KEYS.LABELS_KEY)
 """Fields registered with one default category when their key is None (scvi-tools' rule)."""
+_DDP_STRATEGIES = ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook")
+"""Lightning DDP strategy names that ``train`` runs with ``find_unused_parameters=True``."""
 _TRANSFER_KWARGS = ("source_registry", "extend_categories", "allow_missing_labels")
 
 
@@ -492,6 +494,10 @@ class CellpopModel(BaseModelClass):
         module wrapping ``self.module``.
         """
         trainer_kwargs = dict(trainer_kwargs)
+        strategy = trainer_kwargs.get("strategy")
+        if isinstance(strategy, str) and strategy in _DDP_STRATEGIES:
+            # frozen parameters (stage schedules) and idle heads get no gradient in some steps
+            trainer_kwargs["strategy"] = f"{strategy}_find_unused_parameters_true"
         has_val = getattr(datamodule, "n_val", 0) > 0
         if early_stopping and not has_val:
             logger.info("No validation set: early stopping is off.")

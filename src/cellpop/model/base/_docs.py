@@ -51,7 +51,11 @@ datasplitter_kwargs
     Options of the model's data module (e.g. ``split_by_sample=True`` for cell models).
 **trainer_kwargs
     Passed to :class:`scvi.train.Trainer` (``benchmark=False`` and
-    ``check_val_every_n_epoch=1`` by default).""",
+    ``check_val_every_n_epoch=1`` by default). ``strategy="ddp"`` (or ``"ddp_spawn"``,
+    ``"ddp_fork"``, ``"ddp_notebook"``) with ``devices=N`` trains data-parallel on ``N``
+    devices: ``batch_size`` is per device, the data are sharded across ranks, the losses see
+    the global minibatch, unused parameters are allowed (``find_unused_parameters=True``) and
+    scvi-tools switches early stopping off (see ``docs/scale.md``).""",
     train_notes="""Training always runs in train mode and every run goes through scvi-tools'
 ``TrainRunner``; ``history`` accumulates over calls (a second ``train()`` continues from the
 current weights and appends its epochs). An interrupted or failed run keeps the weights of its
