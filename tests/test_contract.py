@@ -22,8 +22,7 @@ import scvi
 from scipy import sparse
 
 import cellpop.data._lazy as lazy
-import cellpop.model.base._base as base
-from cellpop.data import LazyRows, read_backed
+from cellpop.data import read_backed
 from cellpop.model import PopulationJEPA, SampleCLR, ScJEPA, ScProto
 from cellpop.train import ModeProbe
 
@@ -347,32 +346,6 @@ def on_disk(a, layer: str, fmt: str, path):
         return ad.read_h5ad(path / "a.h5ad", backed="r"), None
     a.write_zarr(path / "a.zarr")
     return read_backed(path / "a.zarr"), layer
-
-
-@pytest.fixture
-def disk_reads(monkeypatch):
-    """``arm()``: from then on, record the rows of every on-disk read (small blocks) and fail on
-    loading a whole on-disk matrix; returns the list of rows per read."""
-    from anndata._core.sparse_dataset import BaseCompressedSparseDataset
-
-    def boom(self):
-        raise AssertionError("an on-disk matrix was loaded into memory")
-
-    reads, read = [], lazy._read_sorted
-
-    def record(X, rows):
-        reads.append(len(rows))
-        return read(X, rows)
-
-    def arm() -> list[int]:
-        monkeypatch.setattr(BaseCompressedSparseDataset, "to_memory", boom)
-        monkeypatch.setattr(LazyRows, "to_memory", boom)
-        monkeypatch.setattr(lazy, "BLOCK_ROWS", 64)
-        monkeypatch.setattr(base, "INFERENCE_BATCH_SIZE", 64)
-        monkeypatch.setattr(lazy, "_read_sorted", record)
-        return reads
-
-    return arm
 
 
 @pytest.mark.parametrize("case", ON_DISK, ids=[c.id for c in ON_DISK])

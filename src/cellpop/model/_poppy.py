@@ -26,8 +26,10 @@ from cellpop.data import (
     check_finite,
     gene_positions,
     get_input_matrix,
+    iter_row_batches,
 )
 from cellpop.model.base import SampleModel
+from cellpop.model.base._base import INFERENCE_BATCH_SIZE
 from cellpop.model.base._docs import doc
 from cellpop.module import POPPYModule
 
@@ -544,8 +546,13 @@ class POPPY(PhenotypeMixin, SimilarityMixin, SampleModel):
         mx = torch.full((n,), -torch.inf, dtype=torch.float64)
         mx = mx.scatter_reduce(0, c, logit, reduce="amax")
         w = torch.exp(logit - mx[c])
-        X = torch.as_tensor(_dense(self._input(manager))).double()
-        num = torch.zeros(n, X.shape[1], dtype=torch.float64).index_add_(0, c, w[:, None] * X)
+        X = self._input(manager)
+        num = torch.zeros(n, X.shape[1], dtype=torch.float64)
+        start = 0  # row blocks: an on-disk input is never loaded whole
+        for x in iter_row_batches(X, INFERENCE_BATCH_SIZE):
+            rows = slice(start, start + x.shape[0])
+            num.index_add_(0, c[rows], w[rows, None] * x.double())
+            start = rows.stop
         denom = torch.zeros(n, dtype=torch.float64).index_add_(0, c, w)
         pooled = (num / denom[:, None]).float().to(self.device)
         z = torch.nn.functional.normalize(self.module.cell_ffn(pooled), dim=-1).cpu().numpy()
