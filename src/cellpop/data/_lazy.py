@@ -389,13 +389,13 @@ def collection_anndata(collection) -> AnnData:
     matrices stacked along rows, each file's genes put in the collection's order); ``obs`` is
     the collection's (with its ``label`` column, when given) and ``obsm`` the files' common keys
     concatenated in memory. Build the collection from backed AnnData (``read_h5ad(...,
-    backed="r")``) or from :func:`read_backed` so that nothing is loaded, with
-    ``join_vars="inner"``.
+    backed="r")``) or from :func:`read_backed` so that nothing is loaded; files with other gene
+    sets need ``join_vars="inner"`` (anndata's rule).
 
     Parameters
     ----------
     collection
-        An ``AnnCollection`` (``join_vars="inner"``).
+        An ``AnnCollection``.
 
     Returns
     -------
@@ -404,13 +404,11 @@ def collection_anndata(collection) -> AnnData:
     Raises
     ------
     ValueError
-        If the collection has no files or was not built with ``join_vars="inner"``.
+        If the collection has no files.
     """
     adatas = list(collection.adatas)
     if not adatas:
         raise ValueError("the AnnCollection holds no AnnData.")
-    if getattr(collection, "_join_vars", "inner") != "inner":
-        raise ValueError("build the AnnCollection with join_vars='inner'.")
     var_names = pd.Index(collection.var_names)
     positions = [
         None if pd.Index(a.var_names).equals(var_names) else a.var_names.get_indexer(var_names)
