@@ -103,9 +103,9 @@ def disk_reads(monkeypatch):
 
     reads, read = [], lazy._read_sorted
 
-    def record(X, rows):
+    def record(X, rows, indptr=None):
         reads.append(len(rows))
-        return read(X, rows)
+        return read(X, rows, indptr)
 
     def arm() -> list[int]:
         monkeypatch.setattr(BaseCompressedSparseDataset, "to_memory", boom)

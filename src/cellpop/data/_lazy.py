@@ -53,10 +53,44 @@ def is_on_disk(X) -> bool:
     return isinstance(X, _disk_types())
 
 
-def _read_sorted(X, rows: np.ndarray):
-    """Rows ``rows`` (sorted, unique int64) of one on-disk or in-memory matrix."""
+def _h5_spans(dset, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """``dset[start[0]:stop[0]], dset[start[1]:stop[1]], ...`` concatenated, in one HDF5 read
+    (a union of hyperslabs; adjacent spans merged)."""
+    import h5py
+
+    total = int((stop - start).sum())
+    out = np.empty(total, dtype=dset.dtype)
+    keep = stop > start
+    start, stop = start[keep], stop[keep]
+    if total == 0:
+        return out
+    new = np.concatenate([[True], start[1:] != stop[:-1]])  # a span not continuing the last
+    first, last = start[new], np.append(stop[np.flatnonzero(new)[1:] - 1], stop[-1])
+    fspace = dset.id.get_space()
+    fspace.select_none()
+    for s, e in zip(first.tolist(), last.tolist()):
+        fspace.select_hyperslab((s,), (e - s,), op=h5py.h5s.SELECT_OR)
+    dset.id.read(h5py.h5s.create_simple((total,)), fspace, out)
+    return out
+
+
+def _h5_csr_rows(X: CSRDataset, rows: np.ndarray, indptr: np.ndarray) -> sparse.csr_matrix:
+    """Rows ``rows`` (sorted, unique) of a CSR matrix stored in HDF5: two reads in all (data,
+    indices), where anndata's reader makes two per row."""
+    start, stop = indptr[rows], indptr[rows + 1]
+    out_indptr = np.concatenate([[0], np.cumsum(stop - start)])
+    data = _h5_spans(X.group["data"], start, stop)
+    indices = _h5_spans(X.group["indices"], start, stop)
+    return sparse.csr_matrix((data, indices, out_indptr), shape=(len(rows), X.shape[1]))
+
+
+def _read_sorted(X, rows: np.ndarray, indptr: np.ndarray | None = None):
+    """Rows ``rows`` (sorted, unique int64) of one on-disk or in-memory matrix (``indptr``: the
+    cached row pointer of an HDF5-stored CSR matrix)."""
     import zarr
 
+    if indptr is not None:
+        return _h5_csr_rows(X, rows, indptr)
     if isinstance(X, zarr.Array):
         return X.oindex[rows, :]
     if sparse.issparse(X) or isinstance(X, np.ndarray | CSRDataset | CSCDataset):
@@ -106,7 +140,17 @@ class LazyRows(CSRDataset):
         self.backend = (
             "zarr" if any(type(p).__module__.startswith("zarr") for p in parts) else "hdf5"
         )
-        self.reads: list[int] = []  # rows per part read (to check that no read loads it all)
+        self._indptrs: dict[int, np.ndarray] = {}
+
+    def _indptr(self, k: int) -> np.ndarray | None:
+        """Row pointer of part ``k`` when it is a CSR matrix stored in HDF5 (read once: ``8
+        (n_rows + 1)`` bytes), else ``None``."""
+        part = self.parts[k]
+        if not (isinstance(part, CSRDataset) and part.backend == "hdf5"):
+            return None
+        if k not in self._indptrs:
+            self._indptrs[k] = np.asarray(part.group["indptr"][:], dtype=np.int64)
+        return self._indptrs[k]
 
     def with_columns(self, positions: np.ndarray | None) -> LazyRows:
         """The same rows with output column ``j`` taken from this matrix's column
@@ -130,8 +174,7 @@ class LazyRows(CSRDataset):
         part_of = np.searchsorted(self.bounds, rows, side="right") - 1
         for k in np.unique(part_of):
             local = rows[part_of == k] - self.bounds[k]
-            self.reads.append(len(local))
-            block = _read_sorted(self.parts[k], local)
+            block = _read_sorted(self.parts[k], local, self._indptr(k))
             block = align_columns(block, self.positions[k])
             if dense:
                 block = block.toarray() if sparse.issparse(block) else np.asarray(block)
