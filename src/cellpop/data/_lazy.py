@@ -146,7 +146,8 @@ class LazyRows(CSRDataset):
         """Row pointer of part ``k`` when it is a CSR matrix stored in HDF5 (read once: ``8
         (n_rows + 1)`` bytes), else ``None``."""
         part = self.parts[k]
-        if not (isinstance(part, CSRDataset) and part.backend == "hdf5"):
+        stored = isinstance(part, CSRDataset) and not isinstance(part, LazyRows)
+        if not (stored and part.backend == "hdf5" and hasattr(part, "group")):
             return None
         if k not in self._indptrs:
             self._indptrs[k] = np.asarray(part.group["indptr"][:], dtype=np.int64)
