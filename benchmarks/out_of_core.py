@@ -110,6 +110,7 @@ def main():
     p.add_argument("--n-cells", type=int, default=4000)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3, help="loader epochs timed (best kept)")
+    p.add_argument("--loaders-only", action="store_true", help="skip the two trainings")
     p.add_argument("--out", type=Path, default=None, help="folder for the files (default: tmp)")
     args = p.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="cellpop_ooc_"))
@@ -124,6 +125,9 @@ def main():
     for name, adata in inputs.items():
         cell = _cell_loader(adata, args.repeats)
         sets = _set_loader(adata, args.repeats)
+        if args.loaders_only:
+            print(f"{name:<20} {cell:>12,.0f} {sets:>12,.0f}")
+            continue
         jepa, zj = _train(
             cellpop.model.ScJEPA, adata, dict(sample_key="donor_id"), args.epochs,
             batch_size=128, train_size=1.0,
