@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 from anndata import AnnData
+from anndata.abc import CSCDataset, CSRDataset
 from mudata import MuData
 from scvi import REGISTRY_KEYS
 
@@ -26,6 +27,7 @@ from cellpop.data import (
     check_finite,
     gene_positions,
     get_input_matrix,
+    is_on_disk,
     iter_row_batches,
 )
 from cellpop.model.base import SampleModel
@@ -40,7 +42,15 @@ logger = logging.getLogger(__name__)
 _CL_ID = re.compile(r"^CL:\d{7}$")
 
 
+def _in_memory(X):
+    """A small matrix (bulk profiles) read into memory when it is on disk (backed MuData)."""
+    if isinstance(X, CSRDataset | CSCDataset):
+        return X.to_memory()
+    return np.asarray(X) if is_on_disk(X) else X
+
+
 def _dense(X) -> np.ndarray:
+    X = _in_memory(X)
     return np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float32)
 
 
@@ -233,7 +243,7 @@ class POPPY(PhenotypeMixin, SimilarityMixin, SampleModel):
         if cohort_key is not None:
             check_constant_within_samples(rna, cohort_key, sample_key, "cohort_key", ".")
         check_categorical_obs(bulk, sample_key, f"mdata.mod[{bulk_key!r}].obs[{sample_key!r}]")
-        B = get_input_matrix(bulk, layer=bulk_layer)
+        B = _in_memory(get_input_matrix(bulk, layer=bulk_layer))
         check_finite(B, f"mdata.mod[{bulk_key!r}] bulk input")
         if _dense(B).min(initial=0.0) < 0:
             raise ValueError(f"mdata.mod[{bulk_key!r}] bulk input has negative values.")
@@ -288,7 +298,7 @@ class POPPY(PhenotypeMixin, SimilarityMixin, SampleModel):
             No gene shared with the model, more than half missing, negative or NaN values.
         """
         layer = self._setup_args["bulk_layer"]
-        X = get_input_matrix(bulk, layer=layer)
+        X = _in_memory(get_input_matrix(bulk, layer=layer))
         check_finite(X, "bulk input")
         names = pd.Index(bulk.var_names.astype(str))
         shared = names.intersection(pd.Index(self.bulk_var_names_.astype(str)))
