@@ -370,6 +370,9 @@ def test_out_of_core_equals_in_memory(case, disk_reads, tmp_path):
         np.testing.assert_allclose(z2, z, rtol=1e-5, atol=1e-6, err_msg=fmt)
         s2 = m2.get_sample_representation()
         pd.testing.assert_frame_equal(s2, s, rtol=1e-5, atol=1e-6)
+        m2.save(tmp_path / fmt, overwrite=True)  # load() onto the on-disk AnnData
+        loaded = case.cls.load(tmp_path / fmt, adata=b)
+        np.testing.assert_array_equal(loaded.get_latent_representation(), z2)
     # an on-disk query of the in-memory model, genes reordered (zarr: the layer is on disk)
     (tmp_path / "rev").mkdir()
     a = make_adata()
