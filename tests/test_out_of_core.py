@@ -68,6 +68,7 @@ def test_lazy_rows_read_any_order_and_columns(stored):
     idx = np.array([339, 5, 300, 299, 301])
     np.testing.assert_array_equal(both.rows(idx), full[idx])
     np.testing.assert_array_equal(both[10:12].toarray(), full[10:12])
+    np.testing.assert_array_equal(both[[3, 1], 2:4].toarray(), full[[3, 1], 2:4])
     np.testing.assert_array_equal(both.to_memory().toarray(), full)
     blocks = list(both.blocks(128))
     assert [s for s, _ in blocks] == [0, 128, 256]

@@ -223,13 +223,14 @@ class LazyRows(CSRDataset):
 
     # anndata.abc.CSRDataset API
     def __getitem__(self, index):
-        """Rows as CSR (``index``: rows, or ``(rows, slice(None))``)."""
+        """Rows (and columns) as CSR: ``index`` selects rows, or ``(rows, columns)``; the
+        selected rows are read whole, then their columns taken."""
+        cols = slice(None)
         if isinstance(index, tuple):
             index, cols = index
-            if not (isinstance(cols, slice) and cols == slice(None)):
-                raise IndexError("LazyRows selects rows only.")
-        rows = np.arange(self.shape[0])[index]
-        return self.rows(np.atleast_1d(rows), dense=False)
+        rows = np.atleast_1d(np.arange(self.shape[0])[index])
+        out = self.rows(rows, dense=False)
+        return out if isinstance(cols, slice) and cols == slice(None) else out[:, cols]
 
     def to_memory(self):
         """The whole matrix in memory (CSR): what out-of-core training never calls."""
