@@ -86,3 +86,33 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def disk_reads(monkeypatch):
+    """``arm()``: from then on, record the rows of every on-disk read (small blocks) and fail on
+    loading a whole on-disk matrix; returns the list of rows per read."""
+    from anndata._core.sparse_dataset import BaseCompressedSparseDataset
+
+    import cellpop.data._lazy as lazy
+    import cellpop.model.base._base as base
+    from cellpop.data import LazyRows
+
+    def boom(self):
+        raise AssertionError("an on-disk matrix was loaded into memory")
+
+    reads, read = [], lazy._read_sorted
+
+    def record(X, rows, indptr=None):
+        reads.append(len(rows))
+        return read(X, rows, indptr)
+
+    def arm() -> list[int]:
+        monkeypatch.setattr(BaseCompressedSparseDataset, "to_memory", boom)
+        monkeypatch.setattr(LazyRows, "to_memory", boom)
+        monkeypatch.setattr(lazy, "BLOCK_ROWS", 64)
+        monkeypatch.setattr(base, "INFERENCE_BATCH_SIZE", 64)
+        monkeypatch.setattr(lazy, "_read_sorted", record)
+        return reads
+
+    return arm

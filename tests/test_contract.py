@@ -3,7 +3,8 @@
 setup -> train -> getters (shapes, sample index, ``key_added`` writes exactly that key) ->
 save/load equality of every getter -> query with genes reordered equals the original -> query
 with unseen donors/batches -> a second ``train()`` runs in train mode -> ``max_epochs=0`` ->
-seeded determinism -> the user's AnnData unchanged -> input formats -> bad inputs.
+seeded determinism -> the user's AnnData unchanged -> input formats -> bad inputs -> out-of-core
+input (backed ``.h5ad``, zarr store) equals in-memory.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import pytest
 import scvi
 from scipy import sparse
 
+import cellpop.data._lazy as lazy
+from cellpop.data import read_backed
 from cellpop.model import PopulationJEPA, SampleCLR, ScJEPA, ScProto
 from cellpop.train import ModeProbe
 
@@ -326,3 +329,52 @@ def test_failed_run_leaves_a_documented_state(case):
     assert m.is_trained and len(m.history["train_loss"]) == n and not m.module.training
     z2 = m.get_latent_representation()  # usable; one optimiser step moved the weights
     assert z2.shape == z.shape and np.isfinite(z2).all()
+
+
+ON_DISK = [c for c in CASES if c.genes]  # an obsm input is always in memory (backed mode too)
+FORMATS = ("h5ad", "zarr")
+
+
+def on_disk(a, layer: str, fmt: str, path):
+    """``a`` written to ``path`` and opened without loading its input: ``"h5ad"``, backed with
+    ``layer`` moved to X (backed mode loads layers); ``"zarr"``, :func:`read_backed` (layers
+    stay on disk). Returns the AnnData and the ``layer`` to register."""
+    if fmt == "h5ad":
+        b = a.copy()
+        b.X = b.layers[layer]
+        b.write_h5ad(path / "a.h5ad")
+        return ad.read_h5ad(path / "a.h5ad", backed="r"), None
+    a.write_zarr(path / "a.zarr")
+    return read_backed(path / "a.zarr"), layer
+
+
+@pytest.mark.parametrize("case", ON_DISK, ids=[c.id for c in ON_DISK])
+def test_out_of_core_equals_in_memory(case, disk_reads, tmp_path):
+    """Training and getters from a backed .h5ad and from a zarr store equal the in-memory run
+    (same seed) and read row blocks only: the AnnData stays on disk, no read covers every cell.
+
+    The reference is trained here: the module fixture's model can differ from a fresh run in
+    the last float digits (it is not the first model trained in the process)."""
+    m = _trained(case, make_adata(), max_epochs=1)
+    z, s = m.get_latent_representation(), m.get_sample_representation()
+    opened = {fmt: on_disk(make_adata(), case.setup["layer"], fmt, tmp_path) for fmt in FORMATS}
+    reads = disk_reads()  # opened (backed mode loads the layers): guard from now on
+    for fmt, (b, layer) in opened.items():
+        reads.clear()
+        disk_case = Case(case.cls, {**case.setup, "layer": layer}, case.init, case.train)
+        m2 = _trained(disk_case, b, max_epochs=1)
+        assert reads and max(reads) < b.n_obs, fmt  # row blocks, never the whole matrix
+        assert lazy.is_on_disk(b.X if layer is None else b.layers[layer])
+        assert b.isbacked == (fmt == "h5ad")
+        z2 = m2.get_latent_representation()
+        np.testing.assert_allclose(z2, z, rtol=1e-5, atol=1e-6, err_msg=fmt)
+        s2 = m2.get_sample_representation()
+        pd.testing.assert_frame_equal(s2, s, rtol=1e-5, atol=1e-6)
+        m2.save(tmp_path / fmt, overwrite=True)  # load() onto the on-disk AnnData
+        loaded = case.cls.load(tmp_path / fmt, adata=b)
+        np.testing.assert_array_equal(loaded.get_latent_representation(), z2)
+    # an on-disk query of the in-memory model, genes reordered (zarr: the layer is on disk)
+    (tmp_path / "rev").mkdir()
+    a = make_adata()
+    q, _ = on_disk(a[:, a.var_names[::-1]].copy(), case.setup["layer"], "zarr", tmp_path / "rev")
+    np.testing.assert_allclose(m.get_latent_representation(q), z, rtol=1e-5, atol=1e-5)

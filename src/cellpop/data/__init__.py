@@ -1,5 +1,6 @@
 """Data layer: input validation, gene policy, sample bookkeeping and splits, device-resident
-loading of cells and of sample sets, inference cell sets."""
+loading of cells and of sample sets (in memory or read by row blocks from disk), inference cell
+sets."""
 
 from ._cell_loader import (
     PARTNER_BATCH_KEY,
@@ -11,6 +12,7 @@ from ._cell_loader import (
 from ._cross_cohort import CrossCohortSampler, check_cohorts
 from ._genes import MAX_MISSING_GENE_FRACTION, align_columns, gene_positions
 from ._inference_cells import component_quotas, eigenvector_centrality, inference_cells
+from ._lazy import LazyRows, collection_anndata, is_on_disk, prefetch, read_backed
 from ._sample_sets import SampleSetDataModule, SampleSets, split_samples, split_target
 from ._samples import per_sample_mean, sample_codes
 from ._validation import (
@@ -27,6 +29,7 @@ from ._validation import (
 __all__ = [
     "CellDataModule",
     "CrossCohortSampler",
+    "LazyRows",
     "MAX_MISSING_GENE_FRACTION",
     "PARTNER_BATCH_KEY",
     "PARTNER_X_KEY",
@@ -41,13 +44,17 @@ __all__ = [
     "check_min_samples",
     "check_obs_key",
     "check_var_names_match",
+    "collection_anndata",
     "component_quotas",
     "eigenvector_centrality",
     "gene_positions",
     "get_input_matrix",
     "inference_cells",
+    "is_on_disk",
     "iter_row_batches",
     "per_sample_mean",
+    "prefetch",
+    "read_backed",
     "sample_codes",
     "split_cells",
     "split_samples",

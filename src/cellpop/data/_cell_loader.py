@@ -20,6 +20,7 @@ import torch
 from scvi import REGISTRY_KEYS, settings
 
 from ._device import DeviceMatrix, storage_device
+from ._lazy import LazyRows, as_lazy, prefetch
 from ._sample_sets import split_samples
 
 __all__ = [
@@ -119,6 +120,11 @@ class _MinibatchIterable:
         return n // bs if (self.drop_last and n >= bs) else math.ceil(n / bs)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        if self.dm.lazy is not None:  # read from disk one step ahead, in a thread
+            return prefetch(self._batches())
+        return self._batches()
+
+    def _batches(self) -> Iterator[dict[str, torch.Tensor]]:
         dm = self.dm
         dm._materialise()
         store = dm._store_device
@@ -159,7 +165,10 @@ class CellDataModule(pl.LightningDataModule):
     ----------
     X
         Cell matrix, shape (n_cells, n_features), dense or scipy sparse (any units; values are
-        copied as float32 on the device; sparse rows stay sparse until gathered).
+        copied as float32 on the device; sparse rows stay sparse until gathered), or on disk
+        (a backed sparse dataset, an h5py/zarr array or a :class:`cellpop.data.LazyRows`):
+        then only each minibatch's rows are read, in a background thread one step ahead, and
+        ``load_to_device`` does not apply.
     batch, labels
         Optional per-cell integer codes, shape (n_cells,) or (n_cells, 1).
     sample
@@ -239,6 +248,7 @@ class CellDataModule(pl.LightningDataModule):
                 f"load_to_device must be True, False or 'auto', got {load_to_device!r}"
             )
         self.X_host = X
+        self.lazy: LazyRows | None = as_lazy(X)
         self.n_cells = X.shape[0]
         self.batch = self._codes(batch, "batch")
         self.labels = self._codes(labels, "labels")
@@ -323,10 +333,13 @@ class CellDataModule(pl.LightningDataModule):
         device = self.device
         if self._matrix is not None and self._compute_device == device:
             return
-        store = storage_device(
-            device, DeviceMatrix.nbytes(self.X_host), self.load_to_device, self.max_device_fraction
-        )
-        self._matrix = DeviceMatrix(self.X_host, store)
+        if self.lazy is not None:  # rows come from disk to the host, then to the device
+            store = torch.device("cpu")
+            self._matrix = self.lazy
+        else:
+            nbytes = DeviceMatrix.nbytes(self.X_host)
+            store = storage_device(device, nbytes, self.load_to_device, self.max_device_fraction)
+            self._matrix = DeviceMatrix(self.X_host, store)
         self._batch_t = torch.as_tensor(self.batch, device=store)
         self._labels_t = torch.as_tensor(self.labels, device=store)
         if self.partners is not None:
@@ -344,8 +357,12 @@ class CellDataModule(pl.LightningDataModule):
         """
         dev = self._compute_device
         idx = idx.to(self._store_device)
+        if self.lazy is not None:
+            x = torch.from_numpy(self.lazy.rows(idx.numpy()))
+        else:
+            x = self._matrix.rows(idx)
         out = {
-            REGISTRY_KEYS.X_KEY: self._matrix.rows(idx),
+            REGISTRY_KEYS.X_KEY: x,
             REGISTRY_KEYS.BATCH_KEY: self._batch_t.index_select(0, idx)[:, None],
             REGISTRY_KEYS.LABELS_KEY: self._labels_t.index_select(0, idx)[:, None],
             REGISTRY_KEYS.INDICES_KEY: idx[:, None],
@@ -386,8 +403,15 @@ def iter_row_batches(X, batch_size: int, device=None) -> Iterator[torch.Tensor]:
     """Yield dense float32 row blocks of ``X`` (dense or sparse) on ``device``, in order.
 
     For inference: the matrix is copied to ``device`` once (sparse stays sparse) and each block
-    of at most ``batch_size`` rows, shape (b, n_features), is densified there.
+    of at most ``batch_size`` rows, shape (b, n_features), is densified there. An on-disk ``X``
+    (see :class:`CellDataModule`) is read block by block, one block ahead, in a thread.
     """
-    mat = DeviceMatrix(X, torch.device(device or "cpu"))
+    device = torch.device(device or "cpu")
+    lazy = as_lazy(X)
+    if lazy is not None:
+        for _, block in prefetch(lazy.blocks(batch_size, dense=True)):
+            yield torch.from_numpy(block).to(device)
+        return
+    mat = DeviceMatrix(X, device)
     for s in range(0, X.shape[0], batch_size):
         yield mat.rows(torch.arange(s, min(s + batch_size, X.shape[0]), device=mat.device))

@@ -18,6 +18,8 @@ from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import eigsh
 from sklearn.neighbors import kneighbors_graph
 
+from ._lazy import as_lazy
+
 
 def _knn_adjacency(X: np.ndarray, n_neighbors: int) -> sp.csr_matrix:
     """Symmetrised (``A or A^T``) binary kNN adjacency, no self loops."""
@@ -131,7 +133,8 @@ def inference_cells(
     Parameters
     ----------
     X
-        ``(n_cells_total, n_features)`` cell coordinates.
+        ``(n_cells_total, n_features)`` cell coordinates: dense, sparse, or on disk (each
+        sample's rows are then read on their own).
     sample_codes
         ``(n_cells_total,)`` sample index of every cell, ``0 .. n_samples - 1``.
     n_samples
@@ -157,7 +160,9 @@ def inference_cells(
     if method not in ("centrality", "random"):
         raise ValueError(f"method must be 'centrality' or 'random', got {method!r}")
     rng = np.random.default_rng(seed)
-    X = np.asarray(X)
+    lazy = as_lazy(X)
+    if lazy is None and not sp.issparse(X):
+        X = np.asarray(X)
     out = np.empty((n_samples, n_cells), dtype=np.int64)
     for s in range(n_samples):
         idx = np.flatnonzero(sample_codes == s)
@@ -165,7 +170,11 @@ def inference_cells(
             raise ValueError(f"sample {s} has no cells")
         if len(idx) > n_cells:
             if method == "centrality":
-                cent, groups = _centrality_and_components(X[idx], n_neighbors)
+                if lazy is not None:  # one sample's rows from disk
+                    rows = lazy.rows(idx)
+                else:
+                    rows = X[idx].toarray() if sp.issparse(X) else X[idx]
+                cent, groups = _centrality_and_components(rows, n_neighbors)
                 quotas = component_quotas(np.array([len(g) for g in groups]), n_cells)
                 chosen = [
                     members[np.argsort(cent[members], kind="stable")[:q]]

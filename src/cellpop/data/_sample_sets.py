@@ -16,6 +16,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 
 from ._device import DeviceMatrix, storage_device
+from ._lazy import as_lazy, prefetch
 
 SmallSample = Literal["replace", "mask"]
 
@@ -27,7 +28,9 @@ class SampleSets:
     ----------
     X
         ``(n_cells, n_features)`` float matrix, dense or scipy sparse (kept sparse: rows are
-        densified only when a set is gathered, on the device that holds them).
+        densified only when a set is gathered, on the device that holds them), or on disk (a
+        backed sparse dataset, an h5py/zarr array or a :class:`cellpop.data.LazyRows`): then
+        each gather reads only the set's rows (host memory) and everything stays on the CPU.
     sample_codes
         ``(n_cells,)`` integer sample index of each cell, ``0 .. n_samples - 1``.
     n_samples
@@ -47,7 +50,8 @@ class SampleSets:
             raise ValueError("sample_codes must lie in [0, n_samples)")
         counts = np.bincount(codes, minlength=n_samples)
         self.n_samples = n_samples
-        self.matrix = DeviceMatrix(X, torch.device("cpu"))
+        self.lazy = as_lazy(X)
+        self.matrix = self.lazy if self.lazy is not None else DeviceMatrix(X, torch.device("cpu"))
         self.order = torch.as_tensor(np.argsort(codes, kind="stable"))
         self.counts = torch.as_tensor(counts)
         self.counts_np = counts  # host copy: per-step decisions need no device sync
@@ -62,13 +66,20 @@ class SampleSets:
     def gather(self, cell_index: torch.Tensor) -> torch.Tensor:
         """Dense float32 cells ``(*cell_index.shape, n_features)`` of row indices ``cell_index``
         (on this object's device)."""
-        rows = self.matrix.rows(cell_index.reshape(-1).to(self.device))
+        if self.lazy is not None:
+            flat = cell_index.reshape(-1).cpu().numpy()
+            rows = torch.from_numpy(self.lazy.rows(flat)).to(self.device)
+        else:
+            rows = self.matrix.rows(cell_index.reshape(-1).to(self.device))
         return rows.view(*cell_index.shape, -1)
 
     def to(self, device: torch.device | str) -> SampleSets:
         """Move the cell matrix and the index tensors to ``device`` (in place)."""
         device = torch.device(device)
-        self.matrix.to(device)
+        if self.lazy is not None:
+            device = torch.device("cpu")  # rows are read to the host; Lightning moves batches
+        else:
+            self.matrix.to(device)
         self.order = self.order.to(device)
         self.counts = self.counts.to(device)
         self.offsets = self.offsets.to(device)
@@ -256,6 +267,11 @@ class _SetBatches:
         return max(1, n // self.dm.batch_size) if n >= 2 else 0
 
     def __iter__(self):
+        if self.dm.sets.lazy is not None:  # read sets from disk one step ahead, in a thread
+            return prefetch(self._batches())
+        return self._batches()
+
+    def _batches(self):
         dm = self.dm
         sets = dm.sets
         rank, world = self._rank_world()
@@ -404,8 +420,11 @@ class SampleSetDataModule(LightningDataModule):
     def _place(self) -> None:
         trainer = getattr(self, "trainer", None)
         compute = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
-        nbytes = DeviceMatrix.nbytes_of(self.sets.matrix)
-        device = storage_device(compute, nbytes, self.load_to_device, self.max_device_fraction)
+        if self.sets.lazy is not None:
+            device = torch.device("cpu")
+        else:
+            nbytes = DeviceMatrix.nbytes_of(self.sets.matrix)
+            device = storage_device(compute, nbytes, self.load_to_device, self.max_device_fraction)
         self.sets.to(device)
         self.sample_targets = {k: v.to(device) for k, v in self.sample_targets.items()}
 

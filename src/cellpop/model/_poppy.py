@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 from anndata import AnnData
+from anndata.abc import CSCDataset, CSRDataset
 from mudata import MuData
 from scvi import REGISTRY_KEYS
 
@@ -26,8 +27,11 @@ from cellpop.data import (
     check_finite,
     gene_positions,
     get_input_matrix,
+    is_on_disk,
+    iter_row_batches,
 )
 from cellpop.model.base import SampleModel
+from cellpop.model.base._base import INFERENCE_BATCH_SIZE
 from cellpop.model.base._docs import doc
 from cellpop.module import POPPYModule
 
@@ -38,7 +42,15 @@ logger = logging.getLogger(__name__)
 _CL_ID = re.compile(r"^CL:\d{7}$")
 
 
+def _in_memory(X):
+    """A small matrix (bulk profiles) read into memory when it is on disk (backed MuData)."""
+    if isinstance(X, CSRDataset | CSCDataset):
+        return X.to_memory()
+    return np.asarray(X) if is_on_disk(X) else X
+
+
 def _dense(X) -> np.ndarray:
+    X = _in_memory(X)
     return np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float32)
 
 
@@ -231,7 +243,7 @@ class POPPY(PhenotypeMixin, SimilarityMixin, SampleModel):
         if cohort_key is not None:
             check_constant_within_samples(rna, cohort_key, sample_key, "cohort_key", ".")
         check_categorical_obs(bulk, sample_key, f"mdata.mod[{bulk_key!r}].obs[{sample_key!r}]")
-        B = get_input_matrix(bulk, layer=bulk_layer)
+        B = _in_memory(get_input_matrix(bulk, layer=bulk_layer))
         check_finite(B, f"mdata.mod[{bulk_key!r}] bulk input")
         if _dense(B).min(initial=0.0) < 0:
             raise ValueError(f"mdata.mod[{bulk_key!r}] bulk input has negative values.")
@@ -286,7 +298,7 @@ class POPPY(PhenotypeMixin, SimilarityMixin, SampleModel):
             No gene shared with the model, more than half missing, negative or NaN values.
         """
         layer = self._setup_args["bulk_layer"]
-        X = get_input_matrix(bulk, layer=layer)
+        X = _in_memory(get_input_matrix(bulk, layer=layer))
         check_finite(X, "bulk input")
         names = pd.Index(bulk.var_names.astype(str))
         shared = names.intersection(pd.Index(self.bulk_var_names_.astype(str)))
@@ -544,8 +556,13 @@ class POPPY(PhenotypeMixin, SimilarityMixin, SampleModel):
         mx = torch.full((n,), -torch.inf, dtype=torch.float64)
         mx = mx.scatter_reduce(0, c, logit, reduce="amax")
         w = torch.exp(logit - mx[c])
-        X = torch.as_tensor(_dense(self._input(manager))).double()
-        num = torch.zeros(n, X.shape[1], dtype=torch.float64).index_add_(0, c, w[:, None] * X)
+        X = self._input(manager)
+        num = torch.zeros(n, X.shape[1], dtype=torch.float64)
+        start = 0  # row blocks: an on-disk input is never loaded whole
+        for x in iter_row_batches(X, INFERENCE_BATCH_SIZE):
+            rows = slice(start, start + x.shape[0])
+            num.index_add_(0, c[rows], w[rows, None] * x.double())
+            start = rows.stop
         denom = torch.zeros(n, dtype=torch.float64).index_add_(0, c, w)
         pooled = (num / denom[:, None]).float().to(self.device)
         z = torch.nn.functional.normalize(self.module.cell_ffn(pooled), dim=-1).cpu().numpy()

@@ -20,6 +20,7 @@ from scvi.data import AnnDataManager
 from scvi.model._utils import get_max_epochs_heuristic
 
 from cellpop.data import CellDataModule, check_counts
+from cellpop.data._lazy import as_lazy, streaming_pca
 from cellpop.model.base import CellpopModel, seed
 from cellpop.model.base._docs import doc
 from cellpop.module._scproto import ScProtoModule
@@ -71,11 +72,16 @@ def knn_index(X, n_neighbors: int = 50, n_pcs: int = 50, random_state: int = 0) 
     k = int(min(n_neighbors, n_cells - 1))
     if k < 1:
         raise ValueError(f"Need at least 2 cells to build a kNN graph, got {n_cells}.")
-    tmp = AnnData(X=X.copy().astype(np.float32))
-    sc.pp.normalize_total(tmp, target_sum=1e4)
-    sc.pp.log1p(tmp)
-    n_comps = int(max(1, min(n_pcs, min(tmp.shape) - 1)))
-    sc.pp.pca(tmp, n_comps=n_comps, random_state=random_state)
+    n_comps = int(max(1, min(n_pcs, min(X.shape) - 1)))
+    lazy = as_lazy(X)
+    if lazy is not None:  # on disk: the same PCA in two streaming passes (exact eigenvectors)
+        tmp = AnnData(obs=pd.DataFrame(index=pd.RangeIndex(n_cells).astype(str)))
+        tmp.obsm["X_pca"] = streaming_pca(lazy, n_comps, transform=_log1p_normalised)
+    else:
+        tmp = AnnData(X=X.copy().astype(np.float32))
+        sc.pp.normalize_total(tmp, target_sum=1e4)
+        sc.pp.log1p(tmp)
+        sc.pp.pca(tmp, n_comps=n_comps, random_state=random_state)
     # exact neighbours (scikit-learn) up to EXACT_KNN_MAX_CELLS cells: no numba compilation
     # (~30 s) for the shared datasets; pynndescent (approximate, seeded) above, where exact
     # search grows as n^2. pynndescent 0.7 returns csr_array, which scanpy 1.11 cannot read:
@@ -96,6 +102,12 @@ def knn_index(X, n_neighbors: int = 50, n_pcs: int = 50, random_state: int = 0) 
     out = dist.indices[pos] if dist.nnz else np.zeros((n_cells, k), dtype=np.int64)
     out = np.where(counts[:, None] > 0, out, np.arange(n_cells)[:, None])
     return out.astype(np.int64)
+
+
+def _log1p_normalised(block: np.ndarray) -> np.ndarray:
+    """``log1p`` of rows scaled to 1e4 counts (scanpy's ``normalize_total`` + ``log1p``)."""
+    size = block.sum(1, keepdims=True)
+    return np.log1p(block / np.where(size > 0, size, 1.0) * np.float32(1e4))
 
 
 def clr(counts: np.ndarray, pseudocount: float = 0.5) -> np.ndarray:

@@ -22,12 +22,12 @@ from scvi.train import TrainRunner
 
 from cellpop.data import (
     CellDataModule,
-    align_columns,
     check_categorical_obs,
     check_finite,
     gene_positions,
     get_input_matrix,
 )
+from cellpop.data._lazy import align_input, as_lazy, check_blocks
 from cellpop.data._validation import _plain
 from cellpop.train import TrainingPlan
 
@@ -154,7 +154,7 @@ class CellpopModel(BaseModelClass):
             what = f"adata.obsm[{obsm_key!r}]"
         else:
             what = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
-        check_input(X, what)
+        _check(X, check_input, what)
         fields = [
             ObsmField(REGISTRY_KEYS.X_KEY, obsm_key)
             if obsm_key is not None
@@ -222,7 +222,7 @@ class CellpopModel(BaseModelClass):
                     f"trained on {n}."
                 )
             return AnnData(obs=obs, obsm={obsm_key: np.asarray(X)})
-        X = align_columns(X, gene_positions(adata.var_names, self.var_names_))
+        X = align_input(X, gene_positions(adata.var_names, self.var_names_))
         q = AnnData(obs=obs, var=pd.DataFrame(index=pd.Index(self.var_names_.astype(str))))
         if layer is None:
             q.X = X
@@ -241,15 +241,21 @@ class CellpopModel(BaseModelClass):
         """The registered input matrix ``(n_cells, n_features)`` in the model's feature order.
 
         Dense input stays dense, sparse becomes CSR (``csr_array`` included); never densified.
+        An on-disk input (backed ``.h5ad``, zarr store, collection of files: see
+        :func:`cellpop.data.is_on_disk`) comes back as a :class:`cellpop.data.LazyRows` that the
+        data modules read by row blocks; its values are checked in one streaming pass.
         """
         manager = manager or self.adata_manager
         X = _plain(manager.get_from_registry(REGISTRY_KEYS.X_KEY))
         if isinstance(X, pd.DataFrame):
             X = X.to_numpy()
+        pos = None
         if self._uses_genes:
-            X = align_columns(X, gene_positions(manager.adata.var_names, self.var_names_))
+            pos = gene_positions(manager.adata.var_names, self.var_names_)
+        X = align_input(X, pos)
         if check:
-            self._check_input(X, "query" if manager is not self.adata_manager else "input")
+            what = "query" if manager is not self.adata_manager else "input"
+            _check(X, self._check_input, what)
         return X
 
     def _codes(self, manager: AnnDataManager, registry_key: str) -> np.ndarray | None:
@@ -567,9 +573,18 @@ class CellpopModel(BaseModelClass):
             return super().load(dir_path, adata=adata, **kwargs)
 
 
+def _check(X, check, what: str) -> None:
+    """``check(X, what)``, block by block when ``X`` is on disk."""
+    lazy = as_lazy(X)
+    if lazy is None:
+        check(X, what)
+    else:
+        check_blocks(lazy, check, what)
+
+
 def _aligned_copy(adata: AnnData, genes: pd.Index, layer: str | None, pos: np.ndarray) -> AnnData:
     """A copy of ``adata`` (obs, obsm, uns kept) whose input has exactly ``genes``."""
-    X = align_columns(get_input_matrix(adata, layer=layer), pos)
+    X = align_input(get_input_matrix(adata, layer=layer), pos)
     out = AnnData(
         obs=adata.obs.copy(),
         var=pd.DataFrame(index=genes),

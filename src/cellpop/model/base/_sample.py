@@ -16,6 +16,7 @@ from cellpop.data import (
     SampleSets,
     check_min_samples,
     inference_cells,
+    is_on_disk,
     split_samples,
 )
 
@@ -161,14 +162,17 @@ class SampleModel(CellpopModel):
 
         X = self._input(manager)
         codes, names = self._samples(manager)
-        parts = (X.data, X.indices, X.indptr) if sparse.issparse(X) else (np.asarray(X),)
-        key = (
-            zlib.crc32(codes.tobytes()),
-            *(zlib.crc32(np.ascontiguousarray(p).tobytes()) for p in parts),
-        )
-        key = (*key, n_cells, cell_selection, seed())
+        if is_on_disk(X):  # no content hash (it would read the file): never cached
+            key = None
+        else:
+            parts = (X.data, X.indices, X.indptr) if sparse.issparse(X) else (np.asarray(X),)
+            key = (
+                zlib.crc32(codes.tobytes()),
+                *(zlib.crc32(np.ascontiguousarray(p).tobytes()) for p in parts),
+            )
+            key = (*key, n_cells, cell_selection, seed())
         cache = self.__dict__.setdefault("_inference_cache", {})
-        if key not in cache:
+        if key is None or key not in cache:
             cache.clear()
             cache[key] = inference_cells(
                 X, codes, len(names), n_cells=n_cells, method=cell_selection, seed=seed()
