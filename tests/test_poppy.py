@@ -110,6 +110,37 @@ def test_attention_and_exact_full_set_pooling(trained):
     np.testing.assert_allclose(w[0].numpy(), alpha[donors == "d3"], rtol=1e-4, atol=1e-6)
 
 
+def test_sample_pooling_reads_sparse_input_in_blocks(monkeypatch):
+    """Sparse layer input, cells read 7 at a time: E_c still pools every cell exactly."""
+    from scipy import sparse
+
+    import cellpop.model.base._base as base
+    from cellpop.data._device import DeviceMatrix
+
+    scvi.settings.seed = 0
+    m = make_mudata()
+    m.mod["rna"].layers["counts"] = sparse.csr_matrix(m.mod["rna"].layers["counts"])
+    model = _model(m, {**SETUP, "rna_obsm_key": None, "rna_layer": "counts"})
+    model.train(**{**TRAIN, "max_epochs": 1})
+    monkeypatch.setattr(base, "INFERENCE_BATCH_SIZE", 7)
+    dense, blocks = [], []  # rows densified by scipy; rows gathered per block
+    toarray, rows = sparse.csr_matrix.toarray, DeviceMatrix.rows
+    monkeypatch.setattr(
+        sparse.csr_matrix, "toarray", lambda self, *a: dense.append(self.shape[0]) or toarray(self)
+    )
+    monkeypatch.setattr(
+        DeviceMatrix, "rows", lambda self, i: blocks.append(len(i)) or rows(self, i)
+    )
+    s = model.get_sample_representation()
+    assert max(dense, default=0) <= 7  # the whole matrix is never densified
+    assert blocks and max(blocks) == 7
+    donors = m.mod["rna"].obs["donor"].to_numpy()
+    x = m.mod["rna"].layers["counts"][donors == "d2"].toarray()
+    with torch.no_grad():
+        ref, _ = model.module.embed_sets(torch.as_tensor(x, dtype=torch.float32)[None])
+    np.testing.assert_allclose(s.loc["d2"].to_numpy(), ref[0].numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_bulk_embedding_ignores_library_size(trained):
     m, model = trained
     b = model.get_sample_representation(modality="bulk")

@@ -6,6 +6,7 @@ registered below by dotted path (imported lazily, so the CLI starts fast).
 
 SUITES: dict[str, str] = {
     "population_jepa": "cellpop.benchmark._population_jepa:run",
+    "poppy": "cellpop.benchmark._poppy:run",
     "sampleclr": "cellpop.benchmark._sampleclr:run",
     "scjepa": "cellpop.benchmark._scjepa:run",
     "scproto": "cellpop.benchmark._scproto:run",

@@ -2,6 +2,7 @@
 
 from ._annotation import annotation_f1, f1_scores
 from ._coverage import KANG_MARKERS, metacell_denoising_f1, rare_population_coverage
+from ._cross_modal import cross_modal_recall, cross_modal_scores, distance_correlation
 from ._integration import integration_scores
 from ._population import (
     composition_probe,
@@ -34,6 +35,9 @@ __all__ = [
     "as_distance",
     "batch_mixing",
     "centroid_distances",
+    "cross_modal_recall",
+    "cross_modal_scores",
+    "distance_correlation",
     "f1_scores",
     "information_retention",
     "integration_scores",

@@ -16,6 +16,7 @@ import torch
 from anndata import AnnData
 from anndata.abc import CSCDataset, CSRDataset
 from mudata import MuData
+from scipy import sparse
 from scvi import REGISTRY_KEYS
 
 from cellpop.data import (
@@ -28,10 +29,8 @@ from cellpop.data import (
     gene_positions,
     get_input_matrix,
     is_on_disk,
-    iter_row_batches,
 )
 from cellpop.model.base import SampleModel
-from cellpop.model.base._base import INFERENCE_BATCH_SIZE
 from cellpop.model.base._docs import doc
 from cellpop.module import POPPYModule
 
@@ -245,7 +244,7 @@ class POPPY(PhenotypeMixin, SimilarityMixin, SampleModel):
         check_categorical_obs(bulk, sample_key, f"mdata.mod[{bulk_key!r}].obs[{sample_key!r}]")
         B = _in_memory(get_input_matrix(bulk, layer=bulk_layer))
         check_finite(B, f"mdata.mod[{bulk_key!r}] bulk input")
-        if _dense(B).min(initial=0.0) < 0:
+        if (B.data if sparse.issparse(B) else np.asarray(B)).min(initial=0.0) < 0:
             raise ValueError(f"mdata.mod[{bulk_key!r}] bulk input has negative values.")
         have = set(bulk.obs[sample_key].astype(str))
         missing = sorted(set(rna.obs[sample_key].astype(str)) - have)
@@ -549,20 +548,25 @@ class POPPY(PhenotypeMixin, SimilarityMixin, SampleModel):
 
     @torch.inference_mode()
     def _sample_vectors(self, manager) -> pd.DataFrame:
-        """``E_c`` of every sample over all its cells: eq. 2's softmax per sample, exactly."""
+        """``E_c`` of every sample over all its cells: eq. 2's softmax per sample, exactly.
+
+        Two passes over the cells in blocks (:meth:`_inference_batches`, sparse input stays
+        sparse): the attention logits and each sample's maximum, then the weighted sums.
+        """
         codes, names = self._samples(manager)
         n, c = len(names), torch.as_tensor(codes)
         logit = torch.as_tensor(self._cell_logits(manager))
         mx = torch.full((n,), -torch.inf, dtype=torch.float64)
         mx = mx.scatter_reduce(0, c, logit, reduce="amax")
         w = torch.exp(logit - mx[c])
-        X = self._input(manager)
-        num = torch.zeros(n, X.shape[1], dtype=torch.float64)
-        start = 0  # row blocks: an on-disk input is never loaded whole
-        for x in iter_row_batches(X, INFERENCE_BATCH_SIZE):
-            rows = slice(start, start + x.shape[0])
-            num.index_add_(0, c[rows], w[rows, None] * x.double())
-            start = rows.stop
+        num, start = None, 0
+        for batch in self._inference_batches(manager):
+            x = batch[REGISTRY_KEYS.X_KEY].double().cpu()
+            if num is None:
+                num = torch.zeros(n, x.shape[1], dtype=torch.float64)
+            stop = start + len(x)
+            num.index_add_(0, c[start:stop], w[start:stop, None] * x)
+            start = stop
         denom = torch.zeros(n, dtype=torch.float64).index_add_(0, c, w)
         pooled = (num / denom[:, None]).float().to(self.device)
         z = torch.nn.functional.normalize(self.module.cell_ffn(pooled), dim=-1).cpu().numpy()
