@@ -52,8 +52,8 @@ def test_scjepa_suite_end_to_end(tmp_path, monkeypatch):
     msgs = []
     table = suite.run(tmp_path, quick=True, progress=msgs.append, epochs=2, batch_size=64)
     ann = pd.read_csv(tmp_path / "scjepa_annotation.csv")
-    methods = ["PCA (50)", "SCVI (10)", "ScJEPA zero-shot", "ScJEPA fine-tuned",
-               "ScJEPA w/o reconstruction", "ScJEPA w/o JEPA/SIGReg"]  # fmt: skip
+    methods = ["PCA (50)", "ScJEPA zero-shot", "ScJEPA fine-tuned",
+               "ScJEPA w/o reconstruction", "ScJEPA w/o JEPA/SIGReg", "SCVI (10)"]  # fmt: skip
     assert ann["method"].tolist() == methods
     assert list(table.index.get_level_values("method")) == methods
     assert ann["f1_macro"].between(0, 1).all() and (ann["n_query"] == 100).all()
@@ -88,7 +88,8 @@ def test_sampleclr_benchmark_split_and_view_size(tmp_path):
     model = keep["SampleCLR"][0]
     assert model.view_size_ == (100, 200)  # 20-40 % of 500 cells per donor
     val, train = model.validation_samples_, model.train_samples_
-    assert len(val) == 4 and len(train) == 16  # train_size 0.8
+    # train_size 0.8: about 4 of 20 donors, whole batches only (3 with seed 0)
+    assert 2 <= len(val) <= 5 and len(train) + len(val) == 20 and not set(val) & set(train)
     disease = meta["disease"].astype(str)
     assert set(disease[val]) == {"COVID-19", "normal"}  # stratified
     batch = meta["barcode_batch"].astype(str)
