@@ -1,4 +1,6 @@
-"""SampleCLR vs sample-level baselines on Stephenson 2021 (the demo's SampleCLR section)."""
+"""SampleCLR vs sample-level baselines on Stephenson 2021: the demo's SampleCLR section
+(:func:`evaluate` with :data:`DEMO_SETTINGS`) and ``cellpop benchmark sampleclr`` (:func:`run`
+with :data:`BENCH_SETTINGS`)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cellpop.benchmark._scjepa import curve_rows
+
 logger = logging.getLogger(__name__)
 
 #: Demo defaults (documented in docs/sampleclr.md): the paper's tiny model, 3 seeds.
@@ -18,6 +22,16 @@ DEMO_SETTINGS = dict(max_epochs=60, max_epochs_supervised=150, n_cells=(250, 500
 #: 0.5 mixing) / 2.5 is undefined here: the column is the renormalised mean of the two others.
 TOTAL_COLUMN = "SPARE total w/o trajectory (ret. + 0.5 mix.)/1.5"
 QUICK_SETTINGS = dict(max_epochs=4, max_epochs_supervised=2, n_cells=(50, 100), seeds=(0,))
+#: ``cellpop benchmark sampleclr`` (docs/benchmarks.md "SampleCLR"): the data-derived view size
+#: (``n_cells=None``: :func:`cellpop.model._sampleclr.default_view_size`, 100-200 cells of
+#: Stephenson's 500-cell donors), a validation split of 20 % of the donors grouped by
+#: ``barcode_batch`` and stratified by ``disease``, no early stopping, epochs chosen where the
+#: validation loss of the learning curves has plateaued.
+BENCH_SETTINGS = dict(
+    max_epochs=300, max_epochs_supervised=150, n_cells=None, seeds=(0, 1, 2), train_size=0.8,
+    batch_key="barcode_batch", stratify_key="disease",
+)  # fmt: skip
+QUICK_BENCH_SETTINGS = dict(BENCH_SETTINGS, max_epochs=4, max_epochs_supervised=2, seeds=(0,))
 
 
 def _score(rep: pd.DataFrame, meta: pd.DataFrame) -> dict[str, float]:
@@ -33,6 +47,9 @@ def _score(rep: pd.DataFrame, meta: pd.DataFrame) -> dict[str, float]:
 
 
 def _train_sampleclr(adata, seed: int, settings: dict, prior=None, supervised: bool = False):
+    """SampleCLR for exactly the settings' epochs (no early stopping). Optional settings keys:
+    ``train_size`` (default 0.9), ``batch_key`` (validation donors grouped by it) and
+    ``stratify_key`` (validation donors stratified by it); ``n_cells=None`` = data-derived."""
     import scvi
 
     from cellpop.model import SampleCLR
@@ -43,15 +60,20 @@ def _train_sampleclr(adata, seed: int, settings: dict, prior=None, supervised: b
         a,
         sample_key="donor_id",
         obsm_key="X_pca",
+        batch_key=settings.get("batch_key"),
         classification_keys=["disease"] if supervised else None,
     )
     model = SampleCLR(a)
+    split = {"stratify_key": settings["stratify_key"]} if settings.get("stratify_key") else None
     t0 = time.perf_counter()
     model.train(
         max_epochs=settings["max_epochs"],
         max_epochs_supervised=settings["max_epochs_supervised"],
-        n_cells=tuple(settings["n_cells"]),
+        n_cells=None if settings["n_cells"] is None else tuple(settings["n_cells"]),
         prior_similarity=prior,
+        train_size=settings.get("train_size", 0.9),
+        early_stopping=False,
+        datasplitter_kwargs=split,
         enable_progress_bar=False,
     )
     return model, time.perf_counter() - t0
@@ -89,7 +111,12 @@ def baselines(adata, meta: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], pd.Da
 
 
 def evaluate(
-    adata, meta: pd.DataFrame, settings: dict, say: Callable[[str], None], base=None
+    adata,
+    meta: pd.DataFrame,
+    settings: dict,
+    say: Callable[[str], None],
+    base=None,
+    curves: list | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Train the :data:`VARIANTS` over ``settings["seeds"]`` and score them with the baselines.
 
@@ -107,6 +134,9 @@ def evaluate(
         (``4 * len(seeds)`` otherwise).
     base
         Precomputed :func:`baselines` (computed here when ``None``).
+    curves
+        When a list, the learning-curve rows of every training (``task`` "stephenson",
+        ``method``, ``seed``, ``curve``, ``epoch``, ``loss``) are appended to it.
 
     Returns
     -------
@@ -127,6 +157,8 @@ def evaluate(
             say(f"training {name} (seed {seed})")
             model, dt = _train_sampleclr(adata, seed, settings, **kw)
             rep = model.get_sample_representation()
+            if curves is not None:
+                curves += curve_rows(model.history, task="stephenson", method=name, seed=seed)
             row = {"method": name, "seed": seed, **_score(rep, meta), "train_s": dt}
             if kw.get("supervised"):
                 say(f"held-out disease head, {N_FOLDS}-fold by donor (seed {seed})")
@@ -145,40 +177,66 @@ def run(
     seeds: Sequence[int] | None = None,
     quick: bool = False,
     progress: Callable[[str], None] | None = None,
-    figures: bool = True,
+    **overrides,
 ) -> pd.DataFrame:
-    """The demo's SampleCLR section alone (``cellpop benchmark sampleclr``).
+    """SampleCLR vs pseudobulk, composition and GloScope on Stephenson 2021, to a plateau.
 
-    Trains SampleCLR (self-supervised, with a GloScope prior, with a disease head) and compares
-    it with pseudobulk, cell-type composition and GloScope on Stephenson 2021; writes the
-    demo's Stephenson outputs (see :func:`cellpop.benchmark._demo.run_demo`) into ``out_dir``.
+    ``cellpop benchmark sampleclr``: trains the :data:`VARIANTS` (self-supervised, with the
+    GloScope prior, with a supervised disease head) with :data:`BENCH_SETTINGS` (data-derived
+    view size, validation donors grouped by batch and stratified by disease, fixed epochs) and
+    scores them like the demo's SampleCLR section (:func:`evaluate`).
 
     Parameters
     ----------
     out_dir
-        Output folder.
+        Output folder: ``sampleclr_scores.csv`` (one row per method and seed),
+        ``sampleclr_curves.csv`` (validation/train loss per epoch; the disease head's runs
+        continue with the joint stage after ``max_epochs``) and ``sampleclr_curves.png``.
     data_dir
         Folder with the curated data (default: ``$CELLPOP_DATA_DIR``, else the copy of the
         Stephenson 2021 file embedded in the package; no network needed).
     seeds
-        Training seeds (default 0, 1, 2); metrics are mean ± sd over seeds.
+        Training seeds (default 0, 1, 2; quick: 0); metrics are mean ± sd over seeds.
     quick
-        Tiny settings for smoke tests (a few epochs, one seed).
+        :data:`QUICK_BENCH_SETTINGS` (a few epochs, one seed; smoke test).
     progress
         Callback receiving a short message at each step.
-    figures
-        Write the PNG figures.
+    **overrides
+        Keys of :data:`BENCH_SETTINGS` (e.g. ``max_epochs=100``).
 
     Returns
     -------
-    DataFrame with one row per (method, seed) and one column per metric.
-    """
-    from cellpop.benchmark._demo import run_demo
+    The summary table, mean ± sd over seeds per method, as strings.
 
-    result = run_demo(
-        out_dir, data_dir, seeds, quick, sections=["sampleclr"], progress=progress, figures=figures
-    )
-    return result.scores.drop(columns="section")
+    Raises
+    ------
+    KeyError
+        On an override that is not a key of :data:`BENCH_SETTINGS`.
+    """
+    from cellpop import datasets, tl
+    from cellpop.benchmark._demo import quiet, summarize
+    from cellpop.benchmark._population_jepa import plot_curves
+
+    settings = dict(QUICK_BENCH_SETTINGS if quick else BENCH_SETTINGS)
+    unknown = set(overrides) - set(settings)
+    if unknown:
+        raise KeyError(f"Unknown SampleCLR benchmark setting(s) {sorted(unknown)}")
+    settings.update(overrides)
+    if seeds is not None:
+        settings["seeds"] = tuple(seeds)
+    quiet()
+    say = progress or logger.info
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    adata = datasets.stephenson2021_covid(data_dir)
+    meta = tl.sample_metadata(adata, "donor_id", majority_keys=["barcode_batch"])
+    curves: list[dict] = []
+    scores, _ = evaluate(adata, meta, settings, say, curves=curves)
+    scores.to_csv(out / "sampleclr_scores.csv", index=False)
+    curves = pd.DataFrame(curves)
+    curves.to_csv(out / "sampleclr_curves.csv", index=False)
+    plot_curves(curves, out / "sampleclr_curves.png")
+    return summarize(scores)
 
 
 N_FOLDS = 4
