@@ -6,7 +6,8 @@ package (the Stephenson 2021 donors and a Kang 2018 demo subset) or the user cac
 public original from its pinned repository commit (``$CELLPOP_ORIGINALS_URL`` replaces
 ``https://raw.githubusercontent.com/``), checks its sha256, converts it in the package and
 caches the result. See :func:`list_datasets` for the table and ``docs/datasets.md`` for
-provenance.
+provenance. :func:`resample` makes larger (or smaller) thinned copies of a dataset with a
+chosen number of donors for scale benchmarks.
 """
 
 from ._core import ORIGINALS, ORIGINALS_URL, REGISTRY, list_datasets
@@ -21,6 +22,7 @@ from ._loaders import (
     onek1k,
     stephenson2021_covid,
 )
+from ._resample import resample
 
 __all__ = [
     "CELL_ONTOLOGY_VERSIONS",
@@ -38,5 +40,6 @@ __all__ = [
     "kang2018_ctrl_demo",
     "list_datasets",
     "onek1k",
+    "resample",
     "stephenson2021_covid",
 ]
