@@ -15,8 +15,10 @@ current plan (scalars kept on the device, one ``self.log`` per scalar and epoch)
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import time
+import warnings
 
 import scvi
 import torch
@@ -25,6 +27,10 @@ from lightning.pytorch.callbacks import Callback
 import cellpop
 import cellpop.model.base._base as base
 from cellpop.train import TrainingPlan
+
+warnings.filterwarnings("ignore")
+for _name in ("lightning", "lightning.pytorch", "scvi", "lightning.fabric"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
 
 
 class PerStepLogging(TrainingPlan):
