@@ -187,7 +187,7 @@ class TrainingPlan(_ScviTrainingPlan):
             return
         means = []
         for values, sizes in rec.values():
-            v = torch.stack(values).float()
+            v = torch.stack([x.float() for x in values])  # bf16 under autocast, mixed dtypes
             w = torch.tensor(sizes, device=v.device)
             means.append((v * w).sum() / w.sum())
         for key, mean in zip(rec, torch.stack(means).tolist(), strict=True):
