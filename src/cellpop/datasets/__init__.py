@@ -7,7 +7,8 @@ and the Cell Ontology) or the user cache
 public original from its pinned repository commit (``$CELLPOP_ORIGINALS_URL`` replaces
 ``https://raw.githubusercontent.com/``), checks its sha256, converts it in the package and
 caches the result. See :func:`list_datasets` for the table and ``docs/datasets.md`` for
-provenance.
+provenance. :func:`resample` makes larger (or smaller) thinned copies of a dataset with a
+chosen number of donors for scale benchmarks.
 """
 
 from ._core import ORIGINALS, ORIGINALS_URL, REGISTRY, list_datasets
@@ -24,6 +25,7 @@ from ._loaders import (
     onek1k_demo,
     stephenson2021_covid,
 )
+from ._resample import resample
 
 __all__ = [
     "CELL_ONTOLOGY_VERSIONS",
@@ -43,5 +45,6 @@ __all__ = [
     "list_datasets",
     "onek1k",
     "onek1k_demo",
+    "resample",
     "stephenson2021_covid",
 ]

@@ -41,7 +41,10 @@ class TrainingPlan(_ScviTrainingPlan):
 
     Logs ``train_loss`` / ``validation_loss`` (the early-stopping monitor), every scalar of the
     module's ``LossOutput.extra_metrics`` as ``<name>_train`` / ``<name>_validation`` (the
-    collapse monitors among them) and, with ``log_elbo=True``, scvi-tools' ELBO metrics.
+    collapse monitors among them) and, with ``log_elbo=True``, scvi-tools' ELBO metrics. The
+    scalars are epoch means weighted by ``n_obs_minibatch`` (as Lightning's ``on_epoch``
+    logging): each step keeps its detached scalars on the device and the epoch end logs their
+    means with one host transfer, instead of one Lightning ``log`` call per scalar and step.
     The module is put in train mode at the start of every training epoch, whatever mode a
     getter left it in. Under DDP (``world_size > 1``) every step runs inside
     :func:`cellpop.nn.global_batch`: losses over the whole minibatch (contrastive negatives,
@@ -125,6 +128,7 @@ class TrainingPlan(_ScviTrainingPlan):
         self.frozen_epochs = int(frozen_epochs)
         self.step_seeded = step_seeded
         self.log_elbo = log_elbo
+        self._epoch_records: dict[str, dict] = {}
         for name in self.frozen:
             if not hasattr(module, name):
                 raise ValueError(f"frozen: the module has no submodule or parameter {name!r}")
@@ -165,18 +169,44 @@ class TrainingPlan(_ScviTrainingPlan):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
     # -- steps --------------------------------------------------------------------------------
-    def _log_extra(self, out: LossOutput, mode: str) -> None:
-        for key, value in (out.extra_metrics or {}).items():
-            if torch.is_tensor(value) and value.numel() != 1:
+    def _record(self, out: LossOutput, mode: str) -> None:
+        """Keep the step's loss and scalar metrics (detached, on the device) for the epoch."""
+        rec = self._epoch_records.setdefault(mode, {})
+        items = {f"{mode}_loss": out.loss}
+        items.update({f"{key}_{mode}": v for key, v in (out.extra_metrics or {}).items()})
+        for key, value in items.items():
+            if not torch.is_tensor(value):
+                value = torch.tensor(float(value), device=out.loss.device)
+            elif value.numel() != 1:
                 continue
+            values, sizes = rec.setdefault(key, ([], []))
+            values.append(value.detach().reshape(()))
+            sizes.append(float(out.n_obs_minibatch))
+
+    def _log_epoch(self, mode: str) -> None:
+        """Log the ``n_obs_minibatch``-weighted epoch mean of every recorded scalar; one host
+        transfer for all of them."""
+        rec = self._epoch_records.pop(mode, None)
+        if not rec:
+            return
+        means = []
+        for values, sizes in rec.values():
+            v = torch.stack([x.float() for x in values])  # bf16 under autocast, mixed dtypes
+            w = torch.tensor(sizes, device=v.device)
+            means.append((v * w).sum() / w.sum())
+        for key, mean in zip(rec, torch.stack(means).tolist(), strict=True):
             self.log(
-                f"{key}_{mode}",
-                value,
-                on_step=False,
-                on_epoch=True,
-                batch_size=out.n_obs_minibatch,
-                sync_dist=self.use_sync_dist,
-            )
+                key, mean, on_step=False, on_epoch=True, prog_bar=key == "train_loss",
+                batch_size=int(sum(rec[key][1])), sync_dist=self.use_sync_dist,
+            )  # fmt: skip
+
+    def on_train_epoch_end(self) -> None:
+        """Log the training epoch means."""
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        """Log the validation epoch means."""
+        self._log_epoch("validation")
 
     def compute_and_log_metrics(self, loss_output: LossOutput, metrics, mode: str) -> None:
         """scvi-tools' ELBO metrics, computed under ``no_grad`` instead of its ``inference_mode``.
@@ -196,26 +226,22 @@ class TrainingPlan(_ScviTrainingPlan):
         # under DDP the losses see the global minibatch (cellpop.nn.global_batch)
         with global_batch(self.trainer.world_size > 1):
             _, _, out = self.forward(batch, loss_kwargs=self.loss_kwargs)
-        self.log(
-            f"{mode}_loss",
-            out.loss,
-            on_step=False,
-            on_epoch=True,
-            prog_bar=mode == "train",
-            batch_size=out.n_obs_minibatch,
-            sync_dist=self.use_sync_dist,
-        )
         if self.log_elbo:
+            self.log(
+                f"{mode}_loss", out.loss, on_step=False, on_epoch=True,
+                prog_bar=mode == "train", batch_size=out.n_obs_minibatch,
+                sync_dist=self.use_sync_dist,
+            )  # fmt: skip
             metrics = self.train_metrics if mode == "train" else self.val_metrics
             self.compute_and_log_metrics(out, metrics, mode)
         else:
-            self._log_extra(out, mode)
+            self._record(out, mode)
         return out.loss
 
     def training_step(self, batch, batch_idx):
-        """Forward, log ``train_loss`` and the metrics, return the loss."""
+        """Forward, record ``train_loss`` and the metrics, return the loss."""
         return self._step(batch, "train")
 
     def validation_step(self, batch, batch_idx):
-        """Forward on validation batches, log ``validation_loss`` and the metrics."""
+        """Forward on validation batches, record ``validation_loss`` and the metrics."""
         self._step(batch, "validation")
