@@ -310,6 +310,28 @@ def test_module_bad_input():
         PopulationJEPAModule(5, objective="mae")
 
 
+def test_step_checks_read_no_device_values():
+    """On an accelerator the per-step checks read no tensor value (a device->host sync each
+    step); meta tensors have no values, so any read would raise here. On the host the clear
+    errors stay (test_module_bad_input)."""
+    m = PopulationJEPAModule(5, **SMALL)
+    meta = {k: v.to("meta") for k, v in _batch().items()}
+    meta["dataset"] = torch.full((6,), 3, dtype=torch.long, device="meta")  # not checked here
+    m._check_batch(meta["x"], meta["mask"], meta["target"], meta["dataset"])
+    with pytest.raises(ValueError, match="shape"):  # shape checks need no value
+        m._check_batch(meta["x"][:, :, :4], meta["mask"], meta["target"], meta["dataset"])
+    pred = torch.empty(6, 4, 8, device="meta")
+    assert jepa_l1_loss(pred, pred, torch.empty(6, 4, dtype=torch.bool, device="meta")).is_meta
+    # host tensors: codes out of range, empty target or context
+    b = _batch()
+    with pytest.raises(ValueError, match=r"codes must lie in \[0, 1\), got \[-1, 0\]"):
+        m(dict(b, dataset=torch.tensor([0, 0, 0, 0, 0, -1])))
+    with pytest.raises(ValueError, match="real context and target"):
+        m(dict(b, target=torch.zeros_like(b["target"])))
+    with pytest.raises(ValueError, match="real context and target"):
+        m(dict(b, target=b["mask"].clone()))
+
+
 def test_module_jea_objective_runs():
     torch.manual_seed(0)
     m = PopulationJEPAModule(5, objective="jea", **SMALL)
