@@ -94,3 +94,67 @@ def test_stephenson_no_collapse(data_dir):
     # the population embeddings differ between donors
     z = m.get_sample_representation(set_size=64).to_numpy()
     assert np.median(z.std(0)) > 1e-3
+
+
+def test_bad_inputs_name_the_key_or_value():
+    a = make_adata()
+    with pytest.raises(KeyError, match="nope"):
+        PopulationJEPA.setup_anndata(a, sample_key="donor", obsm_key="nope")
+    with pytest.raises(KeyError, match="nope"):
+        PopulationJEPA.setup_anndata(a, sample_key="donor", layer="nope")
+    b = a.copy()
+    b.obsm["X_pca"][7, 2] = np.nan
+    with pytest.raises(ValueError, match="1 NaN/inf"):
+        PopulationJEPA.setup_anndata(b, sample_key="donor", obsm_key="X_pca")
+    b = a.copy()
+    b.layers["lognorm"].data[[0, 5]] = np.inf
+    with pytest.raises(ValueError, match="2 NaN/inf"):
+        PopulationJEPA.setup_anndata(b, sample_key="donor", layer="lognorm")
+    # a NaN in a query's input is refused too, not silently embedded
+    PopulationJEPA.setup_anndata(a, sample_key="donor", obsm_key="X_pca")
+    m = PopulationJEPA(a, **SMALL)
+    m.train(max_epochs=1, datasplitter_kwargs={"n_cells": (16, 16)}, enable_progress_bar=False)
+    q = make_adata()
+    q.obsm["X_pca"][0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN/inf"):
+        m.get_sample_representation(q)
+
+
+def test_sets_larger_than_a_sample_are_resampled():
+    """Donors of 12 cells, sets of 64 (above min_cells_per_sample=10): training draws with
+    replacement, and the population embedding still averages each real cell once."""
+    a = make_adata(n_cells=12)
+    scvi.settings.seed = 0
+    PopulationJEPA.setup_anndata(a, sample_key="donor", obsm_key="X_pca")
+    m = PopulationJEPA(a, **SMALL)
+    m.train(max_epochs=2, datasplitter_kwargs={"n_cells": (64, 64)}, enable_progress_bar=False)
+    assert np.isfinite(m.history["train_loss"].to_numpy(dtype=float)).all()
+    tokens, pop = m.get_latent_representation(), m.get_sample_representation()
+    codes = a.obs["donor"].cat.codes.to_numpy()
+    np.testing.assert_allclose(pop.to_numpy()[2], tokens[codes == 2].mean(0), rtol=1e-5)
+
+
+def test_ema_teacher_follows_the_linear_schedule_in_training():
+    """model.train attaches EMATeacher: the logged momentum is 0.996 + 0.004 * step / total at
+    each epoch's last step (I-JEPA), and the teacher moves with the student but lags it."""
+    from cellpop.nn import ema_momentum
+
+    a = make_adata(n_donors=8)
+    scvi.settings.seed = 0
+    PopulationJEPA.setup_anndata(a, sample_key="donor", obsm_key="X_pca")
+    m = PopulationJEPA(a, **SMALL)
+    before = [p.clone() for p in m.module.teacher_encoder.parameters()]
+    m.train(
+        max_epochs=4, batch_size=3, train_size=0.75, datasplitter_kwargs={"n_cells": (16, 16)},
+        enable_progress_bar=False,
+    )  # fmt: skip
+    # 8 donors, 6 for training, batches of 3: 2 steps per epoch, 8 in all
+    logged = m.history["ema_momentum"].to_numpy(dtype=float).ravel()
+    expected = [ema_momentum(s, 8) for s in (2, 4, 6, 8)]
+    np.testing.assert_allclose(logged, expected, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(expected, [0.997, 0.998, 0.999, 1.0])
+    moved = [not torch.equal(p0, p) for p0, p in zip(before, m.module.teacher_encoder.parameters())]
+    assert all(moved)
+    student = list(m.module.encoder.parameters())
+    lag = [not torch.equal(s, t) for s, t in zip(student, m.module.teacher_encoder.parameters())]
+    assert any(lag)

@@ -310,6 +310,28 @@ def test_module_bad_input():
         PopulationJEPAModule(5, objective="mae")
 
 
+def test_step_checks_read_no_device_values():
+    """On an accelerator the per-step checks read no tensor value (a device->host sync each
+    step); meta tensors have no values, so any read would raise here. On the host the clear
+    errors stay (test_module_bad_input)."""
+    m = PopulationJEPAModule(5, **SMALL)
+    meta = {k: v.to("meta") for k, v in _batch().items()}
+    meta["dataset"] = torch.full((6,), 3, dtype=torch.long, device="meta")  # not checked here
+    m._check_batch(meta["x"], meta["mask"], meta["target"], meta["dataset"])
+    with pytest.raises(ValueError, match="shape"):  # shape checks need no value
+        m._check_batch(meta["x"][:, :, :4], meta["mask"], meta["target"], meta["dataset"])
+    pred = torch.empty(6, 4, 8, device="meta")
+    assert jepa_l1_loss(pred, pred, torch.empty(6, 4, dtype=torch.bool, device="meta")).is_meta
+    # host tensors: codes out of range, empty target or context
+    b = _batch()
+    with pytest.raises(ValueError, match=r"codes must lie in \[0, 1\), got \[-1, 0\]"):
+        m(dict(b, dataset=torch.tensor([0, 0, 0, 0, 0, -1])))
+    with pytest.raises(ValueError, match="real context and target"):
+        m(dict(b, target=torch.zeros_like(b["target"])))
+    with pytest.raises(ValueError, match="real context and target"):
+        m(dict(b, target=b["mask"].clone()))
+
+
 def test_module_jea_objective_runs():
     torch.manual_seed(0)
     m = PopulationJEPAModule(5, objective="jea", **SMALL)
@@ -320,6 +342,49 @@ def test_module_jea_objective_runs():
     assert m.head[0].weight.grad is not None and m.prototypes.grad is not None
     assert all(p.grad is None for p in m.teacher_encoder.parameters())
     m.update_teacher(0.5)
+
+
+def test_dino_loss_hand_case():
+    """Constant teacher scores: Sinkhorn gives q = 1/2 everywhere; with student temperature
+    0.1 the local logits [[1, 0], [0, 0]] cost log(1 + e) - 1/2 and log 2, the global ones log 2
+    twice; the loss averages the two views."""
+    m = PopulationJEPAModule(5, objective="jea", **SMALL)
+    out = {
+        "teacher_global": torch.zeros(2, 2),
+        "student_local": torch.tensor([[0.1, 0.0], [0.0, 0.0]]),
+        "student_global": torch.zeros(2, 2),
+    }
+    local = (math.log(1 + math.e) - 0.5 + math.log(2)) / 2
+    expected = (local + math.log(2)) / 2
+    assert m._dino_loss(out).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_loss_terms_and_collapse_monitor_hand_case():
+    """Context tokens of 2 sets (2 real + 1 padding, 3 real) with hand-computed spreads; the
+    prediction misses the layer-normalised target [1, -1] by 1 in every dimension."""
+    m = PopulationJEPAModule(5, d_model=2, n_heads=1, n_layers=1, predictor_layers=1)
+    ctx = torch.tensor(
+        [[[0.0, 0.0], [2.0, 0.0], [100.0, 100.0]], [[0.0, 2.0], [0.0, 4.0], [0.0, 6.0]]]
+    )
+    c_mask = torch.tensor([[True, True, False], [True, True, True]])
+    out = {
+        "context_tokens": ctx,
+        "context_mask": c_mask,
+        "prediction": torch.zeros(2, 1, 2),
+        "target_tokens": torch.tensor([[[3.0, 1.0]], [[-2.0, -4.0]]]),  # LN: [1, -1], [1, -1]
+        "target_mask": torch.ones(2, 1, dtype=torch.bool),
+    }
+    res = m.loss({}, out, {})
+    # real tokens per dimension: (0, 2, 0, 0, 0) var 0.8 and (0, 0, 2, 4, 6) var 6.8 (n - 1)
+    ctx_std = (math.sqrt(0.8) + math.sqrt(6.8)) / 2
+    # set means (1, 0) and (0, 4): std over the 2 sets sqrt(0.5) and sqrt(8)
+    pop_std = (math.sqrt(0.5) + math.sqrt(8.0)) / 2
+    extra = res.extra_metrics
+    assert extra["context_std"].item() == pytest.approx(ctx_std, rel=1e-5)
+    assert extra["population_std"].item() == pytest.approx(pop_std, rel=1e-5)
+    assert extra["l1_loss"].item() == pytest.approx(1.0, abs=1e-4)
+    assert extra["variance_loss"].item() == pytest.approx((1 - 0.8) / 2, rel=1e-5)
+    assert res.loss.item() == pytest.approx(1.0 + 0.1, abs=1e-4)
 
 
 def test_module_training_decreases_loss_without_collapse():

@@ -288,6 +288,15 @@ class PopulationJEPAModule(BaseModuleClass):
         return {}
 
     def _check_batch(self, x, mask, target, dataset) -> None:
+        """Shape and dtype checks (free); value checks only for host (CPU) tensors.
+
+        Reading a value (``dataset.max()``, ``target.any()``) from an accelerator tensor blocks
+        until the device catches up, every step. On an accelerator the values are therefore
+        not read here: :class:`~cellpop.model.PopulationJEPA` validates the dataset codes when
+        it builds the data module (an unseen category raises there) and the data layer
+        guarantees at least one target and one context cell per set
+        (:func:`~cellpop.data.split_target` with ``min_cells_per_sample >= 2``).
+        """
         if x.ndim != 3 or x.shape[-1] != self.n_input:
             raise ValueError(
                 f"batch['x'] must be (B, n, {self.n_input}), got shape {tuple(x.shape)}."
@@ -300,6 +309,8 @@ class PopulationJEPAModule(BaseModuleClass):
                 )
         if dataset.shape != x.shape[:1]:
             raise ValueError(f"batch['dataset'] must have shape ({x.shape[0]},).")
+        if x.device.type != "cpu":
+            return
         if dataset.numel() and (int(dataset.min()) < 0 or int(dataset.max()) >= self.n_datasets):
             raise ValueError(
                 f"batch['dataset'] codes must lie in [0, {self.n_datasets}), got "

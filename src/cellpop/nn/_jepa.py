@@ -126,7 +126,9 @@ def jepa_l1_loss(
     Raises
     ------
     ValueError
-        If the shapes differ, the mask is malformed, or no row is selected.
+        If the shapes differ, the mask is malformed, or no row is selected (checked for host
+        tensors only: reading the count from an accelerator would sync it every step; there an
+        empty mask gives 0).
     """
     if prediction.shape != target.shape:
         raise ValueError(
@@ -140,9 +142,9 @@ def jepa_l1_loss(
         return err.mean()
     _check_mask(mask, prediction.shape[:-1], "mask")
     n = mask.sum()
-    if int(n) == 0:
+    if mask.device.type == "cpu" and int(n) == 0:
         raise ValueError("jepa_l1_loss: mask selects no row.")
-    return (err * mask[..., None]).sum() / (n * prediction.shape[-1])
+    return (err * mask[..., None]).sum() / (n.clamp_min(1) * prediction.shape[-1])
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
