@@ -312,3 +312,19 @@ def test_sinkhorn_min_group_ratio_option_and_agreement_metric(trained):
         got[ratio] = float(loss.extra_metrics["target_agreement"])
         assert got[ratio] == pytest.approx(float(sum(ref) / 2))
     assert got[0.0] != got[1.0]
+
+
+def test_marker_log2_fold_hand_computed():
+    from cellpop.benchmark._scproto import marker_log2_fold
+
+    cells = np.array([[100.0, 0, 10], [300, 0, 10], [0, 50, 10]])
+    labels = np.array(["a", "a", "b"])  # markers (n_markers=1): a -> g0, b -> g1
+    profiles = np.array([[63.0, 1, 0], [3, 31, 0], [1000, 1000, 0]])
+    plab = np.array(["a", "b", "unassigned"])
+    got = marker_log2_fold(cells, labels, profiles, plab, n_markers=1)
+    assert got.to_dict() == {"a": pytest.approx(4.0), "b": pytest.approx(4.0)}  # 64/4, 32/2
+    own = marker_log2_fold(cells, labels, cells, labels, n_markers=1)
+    assert own["a"] == pytest.approx(np.log2(201.0)) and own["b"] == pytest.approx(np.log2(51.0))
+    # identical (mean-profile) metacells score 0 for every type
+    flat = marker_log2_fold(cells, labels, np.ones((2, 3)), np.array(["a", "b"]), n_markers=1)
+    np.testing.assert_allclose(flat.to_numpy(), 0.0)
