@@ -137,7 +137,11 @@ def marker_log2_fold(
 def _history(model, method: str, key: str) -> pd.DataFrame:
     h = model.history[key]
     return pd.DataFrame(
-        {"method": method, "epoch": np.arange(len(h)), "validation_loss": h.to_numpy().ravel()}
+        {
+            "method": method,
+            "epoch": np.arange(len(h)),
+            "validation_loss": h.to_numpy(dtype=float).ravel(),
+        }
     )
 
 
