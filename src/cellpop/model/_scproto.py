@@ -110,6 +110,25 @@ def _log1p_normalised(block: np.ndarray) -> np.ndarray:
     return np.log1p(block / np.where(size > 0, size, 1.0) * np.float32(1e4))
 
 
+#: scPoli's Adam eps, set for its unscaled CVAE loss (NB summed over genes).
+SCPOLI_ADAM_EPS = 0.01
+
+
+def adam_eps(cvae_weight: float) -> float:
+    """Adam eps for a CVAE loss scaled by ``cvae_weight``: ``SCPOLI_ADAM_EPS * cvae_weight``.
+
+    Adam on ``c * L`` with eps ``c * e`` takes exactly the steps of Adam on ``L`` with eps ``e``.
+    The decoder, the dispersions and the condition embeddings receive gradients from the CVAE
+    term only, so this keeps scPoli's optimiser (eps 0.01 on the unscaled loss) for them. With
+    eps 0.01 on the 0.01-scaled loss their gradients (median ~1e-3 for the decoder's output
+    weights on Kang at initialisation) sat below eps, Adam's steps shrank ~10-100x and decoded
+    metacells stayed near the mean profile (docs/scproto.md). The authors' LARC-SGD scales each
+    layer's step to its weight norm, so the 0.01 weight does not slow their decoder either.
+    ``cvae_weight <= 0`` (no CVAE term): 1e-8, torch's default.
+    """
+    return SCPOLI_ADAM_EPS * cvae_weight if cvae_weight > 0 else 1e-8
+
+
 def clr(counts: np.ndarray, pseudocount: float = 0.5) -> np.ndarray:
     """Centred log-ratio of rows of non-negative counts (``pseudocount`` added first)."""
     logp = np.log(np.asarray(counts, dtype=np.float64) + pseudocount)
@@ -168,7 +187,8 @@ class ScProto(CellpopModel):
     -----
     :meth:`train` defaults: ``max_epochs`` scvi-tools' heuristic, ``batch_size`` 512 cells, each
     paired with a kNN partner from its own split, ``early_stopping_patience`` 45 (scvi-tools),
-    ``plan_kwargs`` Adam lr 1e-3, eps 0.01, weight decay 1e-6 (scPoli), prototypes frozen in the
+    ``plan_kwargs`` Adam lr 1e-3, weight decay 1e-6 (scPoli), eps ``0.01 * cvae_weight``
+    (:func:`adam_eps`: scPoli's eps 0.01 on the unscaled CVAE loss), prototypes frozen in the
     first epoch (SwAV), KL annealed over the first half of the run; ``datasplitter_kwargs``
     ``split_by_sample=False``. The kNN graph is built on the first ``train()``.
     """
@@ -320,11 +340,12 @@ class ScProto(CellpopModel):
         )
 
     def _plan_defaults(self, max_epochs: int) -> dict:
-        """Adam (eps 0.01, weight decay 1e-6: scPoli), constant lr 1e-3, prototypes frozen in
-        the first epoch (SwAV), KL annealed over the first half of the run, ELBO logged."""
+        """Adam (weight decay 1e-6: scPoli; eps :func:`adam_eps`), constant lr 1e-3,
+        prototypes frozen in the first epoch (SwAV), KL annealed over the first half of the run,
+        ELBO logged."""
         return dict(
-            optimizer="Adam", lr=1e-3, eps=0.01, weight_decay=1e-6, scheduler=None,
-            frozen=("prototypes",), frozen_epochs=1, log_elbo=True,
+            optimizer="Adam", lr=1e-3, eps=adam_eps(self.module.cvae_weight), weight_decay=1e-6,
+            scheduler=None, frozen=("prototypes",), frozen_epochs=1, log_elbo=True,
             n_epochs_kl_warmup=max(1, max_epochs // 2),
         )  # fmt: skip
 
