@@ -214,20 +214,15 @@ def run(
         On an override that is not a key of :data:`BENCH_SETTINGS`.
     """
     from cellpop import datasets, tl
+    from cellpop.benchmark._common import output_dir, suite_settings
     from cellpop.benchmark._demo import quiet, summarize
     from cellpop.benchmark._population_jepa import plot_curves
 
-    settings = dict(QUICK_BENCH_SETTINGS if quick else BENCH_SETTINGS)
-    unknown = set(overrides) - set(settings)
-    if unknown:
-        raise KeyError(f"Unknown SampleCLR benchmark setting(s) {sorted(unknown)}")
-    settings.update(overrides)
-    if seeds is not None:
-        settings["seeds"] = tuple(seeds)
+    defaults = QUICK_BENCH_SETTINGS if quick else BENCH_SETTINGS
+    settings = suite_settings("SampleCLR", defaults, overrides, seeds)
     quiet()
     say = progress or logger.info
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out_dir)
     adata = datasets.stephenson2021_covid(data_dir)
     meta = tl.sample_metadata(adata, "donor_id", majority_keys=["barcode_batch"])
     curves: list[dict] = []

@@ -336,20 +336,14 @@ def run(
     KeyError
         On an override that is not a key of :data:`SETTINGS`.
     """
+    from cellpop.benchmark._common import output_dir, suite_settings
     from cellpop.benchmark._demo import quiet, summarize
     from cellpop.benchmark._population_jepa import plot_curves
 
-    s = dict(QUICK_SETTINGS if quick else SETTINGS)
-    unknown = set(overrides) - set(s)
-    if unknown:
-        raise KeyError(f"Unknown ScJEPA benchmark setting(s) {sorted(unknown)}; known: {sorted(s)}")
-    s.update(overrides)
-    if seeds is not None:
-        s["seeds"] = tuple(seeds)
+    s = suite_settings("ScJEPA", QUICK_SETTINGS if quick else SETTINGS, overrides, seeds)
     quiet()
     say = progress or logger.info
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out_dir)
     curves = []
 
     def saver(table_name: str, done: list, done_curves: list):
