@@ -129,3 +129,17 @@ def test_summarize_mean_sd_and_counts():
 def test_benchmark_list(capsys):
     assert main(["benchmark", "list"]) == 0
     assert "sampleclr" in capsys.readouterr().out
+
+
+def test_benchmark_set_passes_suite_keywords(monkeypatch):
+    import cellpop.benchmark as bench
+
+    seen = {}
+    monkeypatch.setitem(bench.SUITES, "fake", "x")
+    monkeypatch.setattr(bench, "get_suite", lambda name: lambda **kw: seen.update(kw) or "done")
+    argv = ["benchmark", "fake", "--set", "max_epochs=150", "--set", "n_cells=2500"]
+    assert main([*argv, "--set", "datasets=['kang2018_ctrl']", "--set", "tag=abc"]) == 0
+    assert seen["max_epochs"] == 150 and seen["n_cells"] == 2500
+    assert seen["datasets"] == ["kang2018_ctrl"] and seen["tag"] == "abc"
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        main(["benchmark", "fake", "--set", "no_equals_sign"])

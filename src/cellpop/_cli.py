@@ -51,6 +51,23 @@ def _demo(args) -> int:
     return 0
 
 
+def _settings(pairs: list[str]) -> dict:
+    """``["max_epochs=150", "n_cells=2500"]`` -> ``{"max_epochs": 150, "n_cells": 2500}``
+    (values read as Python literals, else kept as strings)."""
+    import ast
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise SystemExit(f"--set expects KEY=VALUE with a Python name as KEY, got {pair!r}")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
 def _benchmark(args) -> int:
     from cellpop.benchmark import SUITES, get_suite
 
@@ -61,6 +78,7 @@ def _benchmark(args) -> int:
     kwargs = dict(out_dir=args.out, data_dir=args.data_dir, quick=args.quick)
     if args.seeds:
         kwargs["seeds"] = args.seeds
+    kwargs.update(_settings(args.set))
     result = run(**kwargs)
     print(result.to_string() if hasattr(result, "to_string") else result)
     return 0
@@ -98,6 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("benchmark", parents=[common], help="paper-style evaluation suites")
     bench.add_argument("suite", help="suite name, or 'list'")
     bench.add_argument("--out", default="cellpop_benchmark", help="output folder")
+    bench.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a keyword of the suite's run() (e.g. --set max_epochs=150 --set n_cells=2500; "
+        "see each suite's docstring); repeatable",
+    )
     bench.set_defaults(func=_benchmark)
     args = parser.parse_args(argv)
     return args.func(args)
