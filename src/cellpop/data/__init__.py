@@ -12,7 +12,7 @@ from ._cell_loader import (
 from ._cross_cohort import CrossCohortSampler, check_cohorts
 from ._genes import MAX_MISSING_GENE_FRACTION, align_columns, gene_positions
 from ._inference_cells import component_quotas, eigenvector_centrality, inference_cells
-from ._lazy import LazyRows, collection_anndata, is_on_disk, prefetch, read_backed
+from ._lazy import LazyRows, collection_anndata, is_on_disk, prefetch, read_backed, to_memory
 from ._sample_sets import SampleSetDataModule, SampleSets, split_samples, split_target
 from ._samples import per_sample_mean, sample_codes
 from ._validation import (
@@ -51,6 +51,7 @@ __all__ = [
     "get_input_matrix",
     "inference_cells",
     "is_on_disk",
+    "to_memory",
     "iter_row_batches",
     "per_sample_mean",
     "prefetch",

@@ -53,6 +53,19 @@ def is_on_disk(X) -> bool:
     return isinstance(X, _disk_types())
 
 
+def to_memory(X):
+    """``X`` read into memory when it is on disk (a backed or zarr matrix), else ``X`` itself.
+
+    For small matrices only (e.g. POPPY's bulk profiles of a backed MuData): sparse on-disk
+    matrices become scipy sparse, dense ones a numpy array.
+    """
+    from anndata.abc import CSCDataset, CSRDataset
+
+    if isinstance(X, CSRDataset | CSCDataset):
+        return X.to_memory()
+    return np.asarray(X) if is_on_disk(X) else X
+
+
 def _h5_spans(dset, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
     """``dset[start[0]:stop[0]], dset[start[1]:stop[1]], ...`` concatenated, in one HDF5 read
     (a union of hyperslabs; adjacent spans merged)."""

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import torch
 from anndata import AnnData
-from anndata.abc import CSCDataset, CSRDataset
 from mudata import MuData
 from scipy import sparse
 from scvi import REGISTRY_KEYS
@@ -28,7 +27,7 @@ from cellpop.data import (
     check_finite,
     gene_positions,
     get_input_matrix,
-    is_on_disk,
+    to_memory,
 )
 from cellpop.model.base import SampleModel
 from cellpop.model.base._docs import doc
@@ -41,15 +40,8 @@ logger = logging.getLogger(__name__)
 _CL_ID = re.compile(r"^CL:\d{7}$")
 
 
-def _in_memory(X):
-    """A small matrix (bulk profiles) read into memory when it is on disk (backed MuData)."""
-    if isinstance(X, CSRDataset | CSCDataset):
-        return X.to_memory()
-    return np.asarray(X) if is_on_disk(X) else X
-
-
 def _dense(X) -> np.ndarray:
-    X = _in_memory(X)
+    X = to_memory(X)
     return np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float32)
 
 
@@ -242,7 +234,7 @@ class POPPY(PhenotypeMixin, SimilarityMixin, SampleModel):
         if cohort_key is not None:
             check_constant_within_samples(rna, cohort_key, sample_key, "cohort_key", ".")
         check_categorical_obs(bulk, sample_key, f"mdata.mod[{bulk_key!r}].obs[{sample_key!r}]")
-        B = _in_memory(get_input_matrix(bulk, layer=bulk_layer))
+        B = to_memory(get_input_matrix(bulk, layer=bulk_layer))
         check_finite(B, f"mdata.mod[{bulk_key!r}] bulk input")
         if (B.data if sparse.issparse(B) else np.asarray(B)).min(initial=0.0) < 0:
             raise ValueError(f"mdata.mod[{bulk_key!r}] bulk input has negative values.")
@@ -297,7 +289,7 @@ class POPPY(PhenotypeMixin, SimilarityMixin, SampleModel):
             No gene shared with the model, more than half missing, negative or NaN values.
         """
         layer = self._setup_args["bulk_layer"]
-        X = _in_memory(get_input_matrix(bulk, layer=layer))
+        X = to_memory(get_input_matrix(bulk, layer=layer))
         check_finite(X, "bulk input")
         names = pd.Index(bulk.var_names.astype(str))
         shared = names.intersection(pd.Index(self.bulk_var_names_.astype(str)))
