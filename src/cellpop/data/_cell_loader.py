@@ -22,6 +22,7 @@ from scvi import REGISTRY_KEYS, settings
 from ._device import DeviceMatrix, storage_device
 from ._lazy import LazyRows, as_lazy, prefetch
 from ._sample_sets import split_samples
+from ._trainer_state import TrainerState
 
 __all__ = [
     "CellDataModule",
@@ -155,7 +156,7 @@ class _MinibatchIterable:
             yield batch
 
 
-class CellDataModule(pl.LightningDataModule):
+class CellDataModule(TrainerState, pl.LightningDataModule):
     """Train/validation minibatches of single cells, resident on the training device.
 
     Models hand it the matrix their registry fields give (see
@@ -315,19 +316,6 @@ class CellDataModule(pl.LightningDataModule):
         if trainer is not None:
             return trainer.strategy.root_device
         return torch.device("cpu")
-
-    def _rank_world(self) -> tuple[int, int]:
-        trainer = getattr(self, "trainer", None)
-        if trainer is None:
-            return 0, 1
-        return int(trainer.global_rank), int(trainer.world_size)
-
-    def _epoch(self) -> int:
-        trainer = getattr(self, "trainer", None)
-        if trainer is not None:
-            return int(trainer.current_epoch)
-        self._own_epoch += 1
-        return self._own_epoch
 
     def _materialise(self) -> None:
         device = self.device

@@ -17,6 +17,7 @@ from lightning.pytorch import LightningDataModule
 
 from ._device import DeviceMatrix, storage_device
 from ._lazy import as_lazy, prefetch
+from ._trainer_state import TrainerState
 
 SmallSample = Literal["replace", "mask"]
 
@@ -252,14 +253,8 @@ class _SetBatches:
     def __init__(self, dm: SampleSetDataModule, samples: np.ndarray, train: bool):
         self.dm, self.samples, self.train = dm, samples, train
 
-    def _rank_world(self) -> tuple[int, int]:
-        trainer = getattr(self.dm, "trainer", None)
-        if trainer is None:
-            return 0, 1
-        return int(trainer.global_rank), int(trainer.world_size)
-
     def _n_local(self) -> int:
-        _, world = self._rank_world()
+        _, world = self.dm._rank_world()
         return math.ceil(len(self.samples) / world)
 
     def __len__(self) -> int:
@@ -274,7 +269,7 @@ class _SetBatches:
     def _batches(self):
         dm = self.dm
         sets = dm.sets
-        rank, world = self._rank_world()
+        rank, world = self.dm._rank_world()
         if self.train:
             epoch_seed = dm.seed + 1_000_003 * dm._epoch() + 7_777 * dm._fits
         else:  # fixed views: validation loss comparable across epochs
@@ -315,7 +310,7 @@ class _SetBatches:
             yield batch
 
 
-class SampleSetDataModule(LightningDataModule):
+class SampleSetDataModule(TrainerState, LightningDataModule):
     """Lightning data module yielding sets of cells per sample, split by sample.
 
     Each step yields ``{"x": (V, B, n, d), "mask": (V, B, n), "sample": (B,), <target>: (B,)}``
@@ -427,14 +422,6 @@ class SampleSetDataModule(LightningDataModule):
             device = storage_device(compute, nbytes, self.load_to_device, self.max_device_fraction)
         self.sets.to(device)
         self.sample_targets = {k: v.to(device) for k, v in self.sample_targets.items()}
-
-    def _epoch(self) -> int:
-        """The trainer's current epoch (a counter of training passes without a trainer)."""
-        trainer = getattr(self, "trainer", None)
-        if trainer is not None:
-            return int(trainer.current_epoch)
-        self._own_epoch += 1
-        return self._own_epoch
 
     def setup(self, stage: str | None = None) -> None:
         """Place the cell matrix (on the trainer's device when it fits); count the fits."""
