@@ -83,6 +83,7 @@ class StepTimer(Callback):
     and transfer). CPU seconds are robust to other jobs competing for the cores."""
 
     def __init__(self):
+        self.scale = 1.0  # full-epoch steps / steps run (``limit_train_batches``)
         self.epochs: list[float] = []
         self.cpu: list[float] = []
         self.waits: list[list[float]] = []
@@ -93,6 +94,10 @@ class StepTimer(Callback):
         if GPU:
             torch.cuda.synchronize()
         return time.perf_counter()
+
+    def on_train_start(self, trainer, pl_module):
+        full = len(trainer.train_dataloader)
+        self.scale = full / max(1, min(full, trainer.num_training_batches))
 
     def on_train_epoch_start(self, trainer, pl_module):
         t, c = self._now(), time.process_time()
@@ -114,11 +119,14 @@ class StepTimer(Callback):
             self.cpu.append(time.process_time() - self._c)
 
     def steady(self) -> tuple[float, float, float]:
-        """Wall and CPU seconds per epoch and the fraction of wall time spent waiting for data,
-        over the epochs after the first (all epochs when there is one)."""
+        """Wall and CPU seconds per full epoch and the fraction of wall time spent waiting for
+        data, over the epochs after the first (all epochs when there is one). With
+        ``limit_train_batches`` the measured epoch is scaled by full steps / steps run (per-epoch
+        hooks are scaled too: a slight over-estimate of the full epoch)."""
         ep, cpu = self.epochs[1:] or self.epochs, self.cpu[1:] or self.cpu
         waits = [sum(w) for w in (self.waits[1:] or self.waits)]
-        return sum(ep) / len(ep), sum(cpu) / len(cpu), sum(waits) / sum(ep)
+        wall, cpu_s = sum(ep) / len(ep), sum(cpu) / len(cpu)
+        return wall * self.scale, cpu_s * self.scale, sum(waits) / sum(ep)
 
 
 class PeakMemory:
@@ -208,10 +216,14 @@ def _build(name: str, adata, n: int):
 
 def run_model(
     name: str, adata, epochs: int, accelerator: str = "auto", precision: str = "32",
-    keep_latent: bool = False,
+    keep_latent: bool = False, limit_batches: int | None = None, embed: bool = True,
 ) -> Run:  # fmt: skip
     """Train ``name`` (a cellpop model or ``"SCVI"``) for ``epochs`` epochs on all cells
-    (``train_size=1.0``, no early stopping), then embed every cell (and sample)."""
+    (``train_size=1.0``, no early stopping), then embed every cell (and sample).
+
+    ``limit_batches``: run only that many steps per epoch (Lightning ``limit_train_batches``)
+    and scale the epoch time to the full epoch (:meth:`StepTimer.steady`); ``embed=False``
+    skips the embedding (``embed_s`` NaN)."""
     n = set_size(adata)
     model, kw, cells, sets = _build(name, adata, n)
     timer = StepTimer()
@@ -221,21 +233,25 @@ def run_model(
     )  # fmt: skip
     if precision != "32":
         kw["precision"] = precision
+    if limit_batches:
+        kw["limit_train_batches"] = int(limit_batches)
     with PeakMemory() as mem:
         t = time.perf_counter()
         model.train(**kw)
         train_s = time.perf_counter() - t
-        t = time.perf_counter()
-        z = model.get_latent_representation()
-        if name != "SCVI":
-            model.get_sample_representation()
-        embed_s = time.perf_counter() - t
+        t, z, embed_s = time.perf_counter(), None, float("nan")
+        if embed:
+            z = model.get_latent_representation()
+            if name != "SCVI":
+                model.get_sample_representation()
+            embed_s = time.perf_counter() - t
     epoch_s, epoch_cpu, wait = timer.steady()
     return Run(
         name, adata.n_obs, adata.obs["donor_id"].nunique(), cells / epoch_s, epoch_s, epoch_cpu,
         wait,
         train_s, embed_s, mem.host, mem.device, sets / epoch_s if sets else float("nan"),
-        n if sets else 0, precision, cells / epoch_cpu, np.asarray(z) if keep_latent else None,
+        n if sets else 0, precision, cells / epoch_cpu,
+        np.asarray(z) if keep_latent and z is not None else None,
     )  # fmt: skip
 
 
