@@ -20,6 +20,8 @@ scheduler, loss tracker); cellpop runs ``SampleCLR.train``. Each run is timed fr
 (process CPU time and wall); the marginal time per epoch is
 ``(t(hi epochs) - t(lo epochs)) / (hi - lo)``, which removes the fixed costs of both (trainer
 set-up, model construction). Runs alternate (reference, cellpop) so that load changes hit both.
+``--with-before`` adds cellpop with its epoch end as before issue 12 (:class:`LoggedPlan`: Lightning
+``log`` calls, scvi-tools' pandas history logger), in the same alternation.
 """
 
 from __future__ import annotations
@@ -36,8 +38,12 @@ from pathlib import Path
 
 import scvi
 import torch
+from lightning.pytorch import LightningModule
+from scvi.train._logger import SimpleLogger
 
 import cellpop
+import cellpop.model.base._base as base
+from cellpop.train import TrainingPlan
 
 warnings.filterwarnings("ignore")
 for _name in ("lightning", "lightning.pytorch", "lightning.fabric", "scvi"):
@@ -83,15 +89,38 @@ def run_reference(ref, adata, epochs: int, n_cells: int, n_donors: int) -> tuple
     return time.process_time() - t_cpu, time.perf_counter() - t_wall
 
 
-def run_cellpop(adata, epochs: int, n_cells: int, n_donors: int, arch: dict) -> tuple[float, float]:
+class LoggedPlan(TrainingPlan):
+    """The plan's epoch end as before issue 12: one Lightning ``log`` call per scalar, train mode
+    set every epoch, Lightning's batch transfer (run with scvi-tools' pandas ``SimpleLogger``)."""
+
+    def _publish(self, means):
+        for key, mean in means.items():
+            self.log(
+                key, mean, on_step=False, on_epoch=True, prog_bar=key == "train_loss",
+                batch_size=1, sync_dist=self.use_sync_dist,
+            )  # fmt: skip
+
+    def on_train_epoch_start(self):
+        self.module.train()
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        return LightningModule.transfer_batch_to_device(self, batch, device, dataloader_idx)
+
+
+def run_cellpop(
+    adata, epochs: int, n_cells: int, n_donors: int, arch: dict, before: bool = False
+) -> tuple[float, float]:
     """CPU and wall seconds of ``SampleCLR.train`` over ``epochs`` epochs."""
     scvi.settings.seed = 0
     model = cellpop.model.SampleCLR(adata, model_size="tiny", **arch)
+    base.TrainingPlan = LoggedPlan if before else TrainingPlan
+    kwargs = {"logger": SimpleLogger()} if before else {}
     t_cpu, t_wall = time.process_time(), time.perf_counter()
     model.train(
         max_epochs=epochs, n_cells=(n_cells, n_cells), batch_size=n_donors, train_size=1.0,
-        early_stopping=False, accelerator="cpu", enable_progress_bar=False,
+        early_stopping=False, accelerator="cpu", enable_progress_bar=False, **kwargs,
     )  # fmt: skip
+    base.TrainingPlan = TrainingPlan
     return time.process_time() - t_cpu, time.perf_counter() - t_wall
 
 
@@ -103,6 +132,8 @@ def main(argv=None):
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--n-cells", type=int, default=500)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (both codes)")
+    p.add_argument("--with-before", action="store_true",
+                   help="also time cellpop with the epoch end before issue 12 (LoggedPlan)")  # fmt: skip
     args = p.parse_args(argv)
     ref = load_reference(args.reference) if args.reference else None
     if ref is None:
@@ -122,6 +153,10 @@ def main(argv=None):
         "cellpop": lambda e: run_cellpop(adata, e, args.n_cells, n_donors, REFERENCE_ARCH),
         "cellpop tiny preset": lambda e: run_cellpop(adata, e, args.n_cells, n_donors, {}),
     }
+    if args.with_before:
+        codes["cellpop, epoch end before issue 12"] = lambda e: run_cellpop(
+            adata, e, args.n_cells, n_donors, REFERENCE_ARCH, before=True
+        )
     for run in codes.values():
         run(3)  # warm-up (imports, first allocations)
     times = {code: {lo: [], hi: []} for code in codes}
@@ -138,7 +173,7 @@ def main(argv=None):
         res[code] = [statistics.median(v) for v in per]
         print(f"{code}: {res[code][0]:.2f} ms CPU, {res[code][1]:.2f} ms wall per epoch "
               f"(runs: {', '.join(f'{v:.2f}' for v in per[0])} ms CPU)")  # fmt: skip
-    for code in ("cellpop", "cellpop tiny preset"):
+    for code in [c for c in codes if c != "reference"]:
         cpu = res["reference"][0] / res[code][0]
         wall = res["reference"][1] / res[code][1]
         print(f"{code} speed / reference speed: {cpu:.2f}x (CPU), {wall:.2f}x (wall)")
