@@ -12,10 +12,11 @@ class _ListExperiment:
     """scvi-tools' ``SimpleExperiment`` (``scvi.train._logger``) storing plain dicts.
 
     scvi-tools grows one ``pandas.DataFrame`` per metric by ``.loc`` enlargement at every
-    ``log_metrics`` call (≈ 0.1 ms per metric and epoch, more than a small model's step). Here each
-    call appends to lists; :attr:`data` builds the same tables (object column named after the
-    metric, index named ``"epoch"`` or ``"step"`` after the metric's first call, a time point
-    logged again overwriting its value in place) when it is read.
+    ``log_metrics`` call, a few percent of a small model's epoch (docs/benchmarks.md, "SampleCLR
+    next to the public reference code"). Here each call writes to plain dicts; :attr:`data`
+    builds the same tables (object column named after the metric, index named ``"epoch"`` or
+    ``"step"`` after the metric's first call, a time point logged again overwriting its value in
+    place) when it is read.
     """
 
     def __init__(self):

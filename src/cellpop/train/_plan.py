@@ -210,8 +210,9 @@ class TrainingPlan(_ScviTrainingPlan):
         Written to ``trainer.callback_metrics`` (early stopping, checkpoints),
         ``trainer.logged_metrics``, ``trainer.progress_bar_metrics`` (``train_loss``) and, with
         the epoch, to every logger (``model.history``). A Lightning ``log`` call costs ~0.5 ms
-        of CPU per scalar (it re-validates and moves its metric state on each call): more than a
-        small model's step (docs/benchmarks.md, "SampleCLR per-step overhead").
+        of CPU per scalar (it re-validates and moves its metric state on each call): 7 % of a
+        SampleCLR epoch on 20 donors (docs/benchmarks.md, "SampleCLR next to the public
+        reference code").
         """
         trainer = self.trainer
         if trainer.sanity_checking:  # as Lightning: sanity-check values are not logged
