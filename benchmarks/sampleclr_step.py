@@ -9,7 +9,8 @@ epoch's start to the next (every hook, log and the epoch's data iteration includ
 does not depend on other jobs sharing the cores), median over epochs 2+, then median over
 ``--reps`` alternating runs. ``per-step`` logs the loss and every scalar metric with one
 Lightning ``self.log`` call per scalar and step, as the plan did before; ``epoch`` is the
-current plan (scalars kept on the device, one ``self.log`` per scalar and epoch).
+current plan (scalars kept on the device, their epoch means handed to the trainer and loggers
+without ``self.log``; one ``self.log`` per scalar and epoch before issue 12).
 """
 
 from __future__ import annotations

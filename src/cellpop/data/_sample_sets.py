@@ -88,13 +88,20 @@ class SampleSets:
         return self
 
     def _without_replacement(
-        self, cnt: torch.Tensor, width: int, n_cells: int, generator: torch.Generator
+        self,
+        cnt: torch.Tensor,
+        width: int,
+        n_cells: int,
+        generator: torch.Generator,
+        full: bool = False,
     ) -> torch.Tensor:
         """``(len(cnt), n_cells)`` positions without replacement: the ``n_cells`` smallest of
-        ``width`` random keys, keys at positions ``>= cnt`` pushed beyond every real one."""
+        ``width`` random keys, keys at positions ``>= cnt`` pushed beyond every real one
+        (``full``: every ``cnt >= width``, nothing to push)."""
         keys = torch.rand(len(cnt), width, generator=generator, device=self.device)
-        invalid = torch.arange(width, device=self.device)[None, :] >= cnt[:, None]
-        keys = keys.masked_fill(invalid, 2.0)
+        if not full:
+            invalid = torch.arange(width, device=self.device)[None, :] >= cnt[:, None]
+            keys = keys.masked_fill(invalid, 2.0)
         return torch.topk(keys, n_cells, dim=1, largest=False, sorted=False).indices
 
     def draw(
@@ -139,19 +146,31 @@ class SampleSets:
         cnt = torch.as_tensor(cnt_np, device=dev)
         if small_sample == "replace":
             mask = torch.ones(b, n_cells, dtype=torch.bool, device=dev)
-            pos = (torch.rand(b, n_cells, generator=generator, device=dev) * cnt[:, None]).long()
+            # drawn in every case, so that the generator's stream does not depend on the sizes
+            uniform = torch.rand(b, n_cells, generator=generator, device=dev)
             big = np.flatnonzero(cnt_np >= n_cells)
+            if len(big) == b:  # every set without replacement
+                width = int(cnt_np.max())
+                full = bool(cnt_np.min() == width)
+                pos = self._without_replacement(cnt, width, n_cells, generator, full)
+                return self._sets(samples, pos, mask)
+            pos = (uniform * cnt[:, None]).long()
             if len(big):  # subsample without replacement: n smallest of random keys
                 big_t = torch.as_tensor(big, device=dev)
                 width = int(cnt_np[big].max())
                 pos[big_t] = self._without_replacement(cnt[big_t], width, n_cells, generator)
         elif small_sample == "mask":
             width = max(int(cnt_np.max()), n_cells)
-            pos = self._without_replacement(cnt, width, n_cells, generator)
+            full = bool(cnt_np.min() >= width)
+            pos = self._without_replacement(cnt, width, n_cells, generator, full)
             mask = pos < cnt[:, None]  # the first cnt keys are the real cells
             pos = torch.where(mask, pos, torch.zeros_like(pos))
         else:
             raise ValueError(f"small_sample must be 'replace' or 'mask', got {small_sample!r}")
+        return self._sets(samples, pos, mask)
+
+    def _sets(self, samples: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor):
+        """``(x, mask, cell_index)`` of positions ``pos`` within each sample's cells."""
         cell_index = self.order[self.offsets[samples][:, None] + pos]
         return self.gather(cell_index), mask, cell_index
 

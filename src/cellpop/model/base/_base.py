@@ -16,6 +16,7 @@ from scvi import REGISTRY_KEYS, settings
 from scvi.data import AnnDataManager
 from scvi.data._constants import _SETUP_ARGS_KEY
 from scvi.data.fields import CategoricalObsField, LayerField, ObsmField
+from scvi.model._utils import use_distributed_sampler
 from scvi.model.base import BaseModelClass
 from scvi.model.base._save_load import _load_saved_files
 from scvi.train import TrainRunner
@@ -29,7 +30,7 @@ from cellpop.data import (
 )
 from cellpop.data._lazy import align_input, as_lazy, check_blocks
 from cellpop.data._validation import _plain
-from cellpop.train import TrainingPlan
+from cellpop.train import HistoryLogger, TrainingPlan
 
 from ._docs import doc
 
@@ -514,6 +515,9 @@ class CellpopModel(BaseModelClass):
         trainer_kwargs.setdefault(
             "early_stopping_patience", early_stopping_patience or self._default_patience
         )
+        own_logger = {"logger", "log_save_dir"} & set(trainer_kwargs)
+        if not own_logger and not use_distributed_sampler(strategy):  # DDP: scvi-tools' logger
+            trainer_kwargs["logger"] = HistoryLogger()  # same history, no per-epoch pandas cost
         callbacks = list(trainer_kwargs.pop("callbacks", None) or []) + self._callbacks()
         plan = TrainingPlan(module or self.module, max_epochs=max_epochs, **plan_kwargs)
         runner = TrainRunner(
