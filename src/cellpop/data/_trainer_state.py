@@ -1,10 +1,13 @@
-"""What the data modules read from the Lightning trainer they are attached to."""
+"""What the data modules read from (and hook into) the Lightning trainer they are attached to."""
 
 from __future__ import annotations
 
+import torch
+
 
 class TrainerState:
-    """Rank, world size and epoch of the attached trainer, with defaults without one.
+    """Rank, world size and epoch of the attached trainer, with defaults without one, and the
+    batch transfer hook of the data modules.
 
     The data module sets ``self._own_epoch = -1`` in its ``__init__``: it counts the training
     passes iterated by hand (no trainer attached).
@@ -26,3 +29,13 @@ class TrainerState:
             return int(trainer.current_epoch)
         self._own_epoch += 1
         return self._own_epoch
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        """The batch as is when it is a dict of tensors on ``device`` already (the data modules
+        draw on the training device when the data fit there); otherwise Lightning's transfer.
+        A data-module hook (not the plan's), so Lightning warns of no override conflict."""
+        if isinstance(batch, dict) and all(
+            torch.is_tensor(v) and v.device == device for v in batch.values()
+        ):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)

@@ -264,15 +264,6 @@ class TrainingPlan(_ScviTrainingPlan):
             self._record(out, mode)
         return out.loss
 
-    def transfer_batch_to_device(self, batch, device, dataloader_idx):
-        """The batch as is when it is a dict of tensors on ``device`` already (the set data
-        module draws on the training device); otherwise Lightning's transfer."""
-        if isinstance(batch, dict) and all(
-            torch.is_tensor(v) and v.device == device for v in batch.values()
-        ):
-            return batch
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
     def training_step(self, batch, batch_idx):
         """Forward, record ``train_loss`` and the metrics, return the loss."""
         return self._step(batch, "train")
