@@ -25,7 +25,7 @@ least-squares slope of log(epoch CPU seconds) on log(cells) over the sizes run.
 
 ``--limit-batches N`` runs only N steps per epoch (Lightning ``limit_train_batches``) and scales
 the measured epoch to the full number of steps (at 1M cells a full ScJEPA epoch takes ~40 min
-on one CPU core); embeddings are still computed for every cell.
+on one CPU core); embeddings are still computed for every cell unless ``--no-embed``.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=2, help="epochs of per-cell models and SCVI")
     p.add_argument("--set-epochs", type=int, default=10, help="epochs of set models")
     p.add_argument("--limit-batches", type=int, default=None, help="steps per epoch (scaled)")
+    p.add_argument("--no-embed", action="store_true", help="skip the embeddings (embed s NaN)")
     p.add_argument("--accelerator", default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--data-dir", default=None)
@@ -71,7 +72,7 @@ def main(argv=None):
     runs = []
     for n_cells, n_donors in args.sizes:
         adata = prepare(n_cells, n_donors, args.data_dir)
-        lim = dict(limit_batches=args.limit_batches)
+        lim = dict(limit_batches=args.limit_batches, embed=not args.no_embed)
         ref = run_model("SCVI", adata, args.epochs, args.accelerator, **lim)
         runs.append(ref)
         for name in ["SCVI", *args.models]:
