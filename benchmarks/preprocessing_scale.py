@@ -14,7 +14,8 @@ On Kang 2018 resampled to ``n_cells`` x ``n_donors`` (``_scale.prepare``: binomi
   the 50 PCs, ``--centrality-cells`` cells per set; SampleCLR's default is 1,000, and a donor with
   no more cells than that keeps all of them without any graph);
 * ``gloscope``: :func:`cellpop.tl.gloscope` on the first ``--gloscope-dims`` PCs, all donors
-  (``--gloscope-query``: cells per sample for the Monte Carlo estimate; 0 = exact);
+  or the first ``--gloscope-donors`` (``--gloscope-query``: query cells per sample of the
+  Monte Carlo estimate, one run per value; 0 = exact);
 * ``emd``: :func:`cellpop.ontology.composition_distances` between the cell-type compositions of
   the first ``--emd-samples`` donors on the Cell Ontology (one process, ``n_jobs=1``; numba
   compilation and the ontology load are excluded by a warm-up call).
@@ -98,11 +99,25 @@ def _centrality(adata, n_cells):
     )
 
 
-def _gloscope(adata, args):
-    q = args.gloscope_query or None
+def _gloscope(adata, args, q: int):
+    """GloScope on all donors, or on the first ``--gloscope-donors`` (cost per query at the
+    full size's cells per donor; the whole matrix scales as donors^2 from there)."""
+    sub, scope, which = adata, "", "all donors"
+    n_donors = adata.obs["donor_id"].nunique()
+    if args.gloscope_donors and args.gloscope_donors < n_donors:
+        keep = adata.obs["donor_id"].cat.categories[: args.gloscope_donors]
+        sub = adata[adata.obs["donor_id"].isin(keep)].copy()
+        sub.obs["donor_id"] = sub.obs["donor_id"].cat.remove_unused_categories()
+        which = "a subset of donors"
+        scope = f"; first {len(keep)} of {n_donors} donors ({sub.n_obs:,} cells)"
     kw = {"n_query_cells": q} if q else {}
-    cellpop.tl.gloscope(adata, "donor_id", obsm_key="X_pca", n_dims=args.gloscope_dims, **kw)
-    return f"{args.gloscope_dims} PCs, k=25, " + (f"{q} query cells/sample" if q else "exact")
+
+    def fn():
+        cellpop.tl.gloscope(sub, "donor_id", obsm_key="X_pca", n_dims=args.gloscope_dims, **kw)
+
+    _, wall, cpu, mib = _measure(fn)
+    how = f"{q} query cells/sample" if q else "exact"
+    return f"{args.gloscope_dims} PCs, k=25, {how}, {which}{scope}", wall, cpu, mib
 
 
 def _emd_inputs(adata, args):
@@ -131,11 +146,8 @@ def run(args) -> None:
             load,
             f"+ PCA; {nnz / n_cells:.0f} nnz/cell",
         )
-        jobs = [
-            (s, c)
-            for s in args.steps
-            for c in (args.centrality_cells if s == "centrality" else [0])
-        ]
+        per = {"centrality": args.centrality_cells, "gloscope": args.gloscope_query}
+        jobs = [(s, c) for s in args.steps for c in per.get(s, [0])]
         for step, n_set in jobs:
             load = os.getloadavg()[0]
             if step == "centrality":
@@ -148,7 +160,7 @@ def run(args) -> None:
             elif step == "knn":  # timed part by part inside
                 detail, wall, cpu, mib = _knn(adata, args)
             else:
-                detail, wall, cpu, mib = _measure(lambda a=adata: _gloscope(a, args))
+                detail, wall, cpu, mib = _gloscope(adata, args, n_set)
             _row(args.out, step, adata, wall, cpu, mib, load, detail)
         adata = None  # free before the next size
 
@@ -197,7 +209,8 @@ def main() -> None:
     parser.add_argument("--steps", nargs="*", default=list(STEPS), choices=STEPS)
     parser.add_argument("--centrality-cells", type=int, nargs="+", default=[1000])
     parser.add_argument("--gloscope-dims", type=int, default=10)
-    parser.add_argument("--gloscope-query", type=int, default=0)
+    parser.add_argument("--gloscope-query", type=int, nargs="+", default=[0])
+    parser.add_argument("--gloscope-donors", type=int, default=0, help="0: all donors")
     parser.add_argument("--emd-samples", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=Path(".bench/preprocessing_scale.jsonl"))
     parser.add_argument("--table", action="store_true", help="print the table of --out and exit")
