@@ -108,8 +108,8 @@ def _gloscope(adata, args, q: int):
         keep = adata.obs["donor_id"].cat.categories[: args.gloscope_donors]
         sub = adata[adata.obs["donor_id"].isin(keep)].copy()
         sub.obs["donor_id"] = sub.obs["donor_id"].cat.remove_unused_categories()
-        which = "a subset of donors"
-        scope = f"; first {len(keep)} of {n_donors} donors ({sub.n_obs:,} cells)"
+        which = f"first {len(keep)} donors"
+        scope = f"; of {n_donors} ({sub.n_obs:,} cells)"
     kw = {"n_query_cells": q} if q else {}
 
     def fn():

@@ -49,7 +49,7 @@ def gloscope(
     of 65,536 cells (memory ``O(block k)`` besides the embedding).
 
     Cost: every cell is queried against every sample, ``n_samples x n_cells`` queries of a
-    ``k``-NN search in one sample (about 1e9 at 1,000 samples x 1M cells: hours on one core,
+    ``k``-NN search in one sample (1e9 at 1,000 samples x 1M cells: about 2 CPU-hours,
     ``docs/scale.md``). ``n_query_cells`` makes it ``n_samples^2 x n_query_cells``: the mean
     over the cells ``x`` of ``i`` is then taken over a seeded random subset of at most
     ``n_query_cells`` cells of ``i`` (a Monte Carlo estimate of the same expectation, as the
