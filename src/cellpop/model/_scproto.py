@@ -77,21 +77,21 @@ def knn_index(X, n_neighbors: int = 50, n_pcs: int = 50, random_state: int = 0) 
 
 
 def knn_pcs(X, n_comps: int, random_state: int = 0) -> np.ndarray:
-    """``(n_cells, n_comps)`` float32 PCs of the log1p-normalised counts ``X`` (not modified).
+    """``(n_cells, n_comps)`` PCs of the log1p-normalised counts ``X`` (not modified).
 
-    In memory: scanpy's ``normalize_total`` (1e4), ``log1p`` and ``pca`` on one float32 copy;
-    on disk: the same PCA in two streaming passes (exact eigenvectors).
+    In memory: scanpy's ``normalize_total`` (1e4), ``log1p`` and ``pca`` on one float32 copy
+    (float32 PCs); on disk: the same PCA in two streaming passes (exact eigenvectors).
     """
     import scanpy as sc
 
     lazy = as_lazy(X)
     if lazy is not None:
-        return np.asarray(streaming_pca(lazy, n_comps, transform=_log1p_normalised), np.float32)
+        return np.asarray(streaming_pca(lazy, n_comps, transform=_log1p_normalised))
     tmp = AnnData(X=X.astype(np.float32, copy=True))  # one copy
     sc.pp.normalize_total(tmp, target_sum=1e4)
     sc.pp.log1p(tmp)
     sc.pp.pca(tmp, n_comps=n_comps, random_state=random_state)
-    return np.asarray(tmp.obsm["X_pca"], dtype=np.float32)
+    return np.asarray(tmp.obsm["X_pca"])
 
 
 def pcs_knn(pcs: np.ndarray, k: int, random_state: int = 0) -> np.ndarray:
@@ -129,10 +129,10 @@ def pcs_knn(pcs: np.ndarray, k: int, random_state: int = 0) -> np.ndarray:
 def _approximate_knn(pcs: np.ndarray, k: int, random_state: int) -> np.ndarray:
     """``(n_cells, k)`` approximate neighbours (pynndescent's NN-descent graph, self removed).
 
-    ``pynndescent.NNDescent`` with its default trees and iterations (those scanpy's
-    ``transformer="pynndescent"`` used here before) and only its neighbour graph read: going
-    through scanpy's transformer also built a search index (graph diversification and a numba
-    search function) that is never queried. Rows are sorted by distance; the cell itself is
+    ``pynndescent.NNDescent`` with its default trees and iterations (as scanpy's
+    ``transformer="pynndescent"`` used here before, which searched ``k + 2`` neighbours) and
+    only its neighbour graph read: going through scanpy's transformer also built a search index
+    (graph diversification and a numba search function) that is never queried. Rows are sorted by distance; the cell itself is
     dropped (the farthest of ``k + 1`` when the cell is missing, e.g. an exact duplicate) and a
     row with fewer than ``k`` valid neighbours repeats them cyclically (the cell itself when it
     has none), as in the exact branch. pyproject pins pynndescent < 0.6 (0.7 returns csr_array,
