@@ -15,6 +15,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
+import anndata as ad
 import mudata as md
 import numpy as np
 import pandas as pd
@@ -62,7 +63,7 @@ def prepare(
         kang = cellpop.datasets.kang2018_ctrl(data_dir=data_dir)
     adata = cellpop.datasets.resample(kang, n_cells, n_donors, seed=0)
     adata.layers["counts"] = adata.X
-    norm = adata.copy()
+    norm = ad.AnnData(X=adata.X.copy())  # the counts only: adata.copy() would copy them twice
     sc.pp.normalize_total(norm, target_sum=1e4)
     sc.pp.log1p(norm)
     sc.pp.pca(norm, n_comps=n_pcs, random_state=0)

@@ -109,6 +109,23 @@ def test_seeded_and_input_unchanged():
     assert r1.uns["resample"]["seed"] == 7 and r1.n_vars == a.n_vars
 
 
+def test_thinning_in_chunks_and_row_replacement_are_exact(monkeypatch):
+    from cellpop.datasets import _resample
+
+    # chunks of 7 counts draw the same values as one call over all counts
+    a = _counts((40, 25))
+    whole = resample(a, 90, 4, seed=3)
+    monkeypatch.setattr(_resample, "_CHUNK", 7)
+    np.testing.assert_array_equal(resample(a, 90, 4, seed=3).X.toarray(), whole.X.toarray())
+    # rows 1 and 3 of a 4 x 3 matrix replaced by two new rows of other lengths
+    X = sparse.csr_matrix(np.array([[1, 0, 2], [0, 3, 0], [4, 5, 6], [0, 0, 7]], np.float32))
+    new = sparse.csr_matrix(np.array([[8, 9, 0], [0, 0, 0]], np.float32))
+    out = _resample._replace_rows(X, np.array([1, 3]), new)
+    expected = [[1, 0, 2], [8, 9, 0], [4, 5, 6], [0, 0, 0]]
+    np.testing.assert_array_equal(out.toarray(), expected)
+    assert out.nnz == 7 and out.dtype == np.float32
+
+
 def test_dense_layer_input():
     a = _counts()
     a.layers["counts"] = a.X.toarray()

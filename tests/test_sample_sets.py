@@ -178,6 +178,22 @@ def test_inference_cells_lowest_centrality_and_resampling():
         inference_cells(X, codes, 3, n_cells=50)
 
 
+def test_inference_cells_interleaved_samples_match_each_sample_alone():
+    # cells of the samples interleaved (as in any real AnnData): every set equals the set
+    # chosen from that sample's rows alone, mapped back to the global row numbers
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(420, 5))
+    codes = rng.permutation(np.repeat([0, 1, 2], [200, 160, 60]))
+    idx = inference_cells(X, codes, 3, n_cells=80)
+    for s in range(3):
+        rows = np.flatnonzero(codes == s)
+        alone = inference_cells(X[rows], np.zeros(len(rows), int), 1, n_cells=80, seed=0)[0]
+        if len(rows) > 80:
+            np.testing.assert_array_equal(idx[s], rows[alone])
+        else:  # 60 cells: all of them, then 20 resampled (seeded, so not comparable alone)
+            assert set(idx[s]) == set(rows)
+
+
 def test_inference_cells_disconnected_graph_draws_from_every_component():
     # issue 8: three well-separated clusters of 500 / 375 / 125 cells give a 15-NN graph with
     # three components. The leading eigenvector of the whole graph is ~1e-16 off one component,

@@ -100,6 +100,27 @@ def test_knn_index_same_type_neighbours():
     assert (lab[idx] == lab[:, None]).mean() > 0.9
 
 
+def test_knn_index_approximate_branch_recall(monkeypatch):
+    """Above EXACT_KNN_MAX_CELLS the graph is pynndescent's: near-exact, no self, duplicates ok."""
+    from cellpop.model import _scproto
+
+    a = _synthetic()
+    exact = knn_index(a.X, n_neighbors=10, n_pcs=10)
+    monkeypatch.setattr(_scproto, "EXACT_KNN_MAX_CELLS", 100)
+    approx = knn_index(a.X, n_neighbors=10, n_pcs=10)
+    assert approx.shape == exact.shape and approx.dtype == np.int64
+    rows = np.arange(a.n_obs)[:, None]
+    assert not (approx == rows).any()
+    recall = np.mean([len(np.intersect1d(e, p)) / 10 for e, p in zip(exact, approx)])
+    assert recall > 0.95
+    # identical cells: the cell itself may come after a copy of it and is still dropped
+    pcs = np.random.default_rng(0).normal(size=(200, 5)).astype(np.float32)
+    pcs[1:12] = pcs[0]
+    idx = _scproto._approximate_knn(pcs, 8, random_state=0)
+    assert idx.shape == (200, 8) and not (idx == np.arange(200)[:, None]).any()
+    assert set(idx[0]) <= set(range(1, 12))  # the 11 copies are its nearest neighbours
+
+
 def test_outputs(trained):
     adata, before, model = trained
     hist = model.history

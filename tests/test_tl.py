@@ -145,6 +145,29 @@ def test_gloscope_duplicates_are_jittered():
     np.testing.assert_array_equal(D, tl.gloscope(adata, "sample", k=3))  # seeded jitter
 
 
+def test_gloscope_query_subset_estimates_the_exact_matrix():
+    adata = _toy(n_per=(200, 220, 240), shift=(0.0, 0.0, 3.0))
+    exact = tl.gloscope(adata, "sample", k=5).to_numpy()
+    # a subset at least as large as every sample is every cell: the exact estimator
+    np.testing.assert_allclose(
+        tl.gloscope(adata, "sample", k=5, n_query_cells=240).to_numpy(), exact, rtol=1e-12
+    )
+    sub = tl.gloscope(adata, "sample", k=5, n_query_cells=60).to_numpy()
+    np.testing.assert_array_equal(sub, tl.gloscope(adata, "sample", k=5, n_query_cells=60))
+    assert not np.array_equal(sub, exact)  # a real subset, seeded
+    other = tl.gloscope(adata, "sample", k=5, n_query_cells=60, random_state=1).to_numpy()
+    assert not np.array_equal(sub, other)
+    # (rows: s2, s0, s1) the shifted s2 stays far, within 15% of the exact value; s0, s1 close
+    np.testing.assert_allclose(sub[0, 1:], exact[0, 1:], rtol=0.15)
+    assert sub[1, 2] < 1.0 and sub[0, 1] > 10.0
+    # the largest error shrinks with more query cells
+    err = [
+        np.abs(tl.gloscope(adata, "sample", k=5, n_query_cells=q).to_numpy() - exact).max()
+        for q in (15, 150)
+    ]
+    assert err[1] < err[0]
+
+
 def test_gloscope_errors():
     adata = _toy(n_per=(30, 10, 30))
     with pytest.raises(ValueError, match=r"'s1' \(10 cells\)"):
@@ -153,6 +176,8 @@ def test_gloscope_errors():
         tl.gloscope(adata, "sample", obsm_key="X_scVI")
     with pytest.raises(ValueError, match="n_dims"):
         tl.gloscope(adata, "sample", n_dims=9, k=3)
+    with pytest.raises(ValueError, match="n_query_cells=0"):
+        tl.gloscope(adata, "sample", k=3, n_query_cells=0)
     adata.obsm["X_pca"][3, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         tl.gloscope(adata, "sample", k=3)

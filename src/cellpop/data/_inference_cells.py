@@ -164,8 +164,11 @@ def inference_cells(
     if lazy is None and not sp.issparse(X):
         X = np.asarray(X)
     out = np.empty((n_samples, n_cells), dtype=np.int64)
+    codes = np.asarray(sample_codes)
+    order = np.argsort(codes, kind="stable")  # one sort, not one pass over all cells per sample
+    bounds = np.searchsorted(codes[order], np.arange(n_samples + 1))
     for s in range(n_samples):
-        idx = np.flatnonzero(sample_codes == s)
+        idx = order[bounds[s] : bounds[s + 1]]  # ascending, as np.flatnonzero(codes == s)
         if len(idx) == 0:
             raise ValueError(f"sample {s} has no cells")
         if len(idx) > n_cells:

@@ -39,12 +39,40 @@ def _donor_pools(codes: np.ndarray, n_orig: int, n_donors: int) -> tuple[list, n
     return pools, np.array([len(p) for p in pools], dtype=float), groups
 
 
+_CHUNK = 1 << 22  # counts thinned per call: int64 temporaries of 32 MiB, not 8 bytes per count
+
+
 def _thin(X: sparse.csr_matrix, rows: np.ndarray, fraction: float, rng) -> sparse.csr_matrix:
-    """Rows ``rows`` of ``X`` with every count ``c`` replaced by ``Binomial(c, fraction)``."""
+    """Rows ``rows`` of ``X`` with every count ``c`` replaced by ``Binomial(c, fraction)``.
+
+    Thinned in chunks of :data:`_CHUNK` counts (the generator draws element by element, so
+    the values equal one call on all counts)."""
     sub = X[rows]
-    sub.data = rng.binomial(sub.data.astype(np.int64), fraction).astype(np.float32)
+    data = sub.data.astype(np.float32, copy=False)
+    for start in range(0, data.size, _CHUNK):
+        part = data[start : start + _CHUNK]
+        part[:] = rng.binomial(part.astype(np.int64), fraction)
+    sub.data = data
     sub.eliminate_zeros()
     return sub
+
+
+def _replace_rows(X: sparse.csr_matrix, bad: np.ndarray, new: sparse.csr_matrix):
+    """``X`` with its rows ``bad`` (ascending) replaced by the rows of ``new``, in order;
+    one new matrix (no stacked copy)."""
+    keep = np.ones(X.shape[0], dtype=bool)
+    keep[bad] = False
+    lengths = np.diff(X.indptr)
+    lengths[bad] = np.diff(new.indptr)
+    indptr = np.zeros(X.shape[0] + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    at_kept = np.repeat(keep, lengths)  # entries of the result that come from X
+    from_x = np.repeat(keep, np.diff(X.indptr))
+    data = np.empty(indptr[-1], dtype=X.data.dtype)
+    indices = np.empty(indptr[-1], dtype=X.indices.dtype)
+    data[at_kept], indices[at_kept] = X.data[from_x], X.indices[from_x]
+    data[~at_kept], indices[~at_kept] = new.data, new.indices
+    return sparse.csr_matrix((data, indices, indptr), shape=X.shape)
 
 
 def _bad_rows(X: sparse.csr_matrix, rng) -> np.ndarray:
@@ -149,9 +177,7 @@ def resample(
         if bad.size == 0:
             break
         rows[bad] = [rng.choice(pools[k]) for k in new_donor[bad]]
-        select = np.arange(n_cells)
-        select[bad] = n_cells + np.arange(bad.size)
-        out = sparse.vstack([out, _thin(X, rows[bad], fraction, rng)], format="csr")[select]
+        out = _replace_rows(out, bad, _thin(X, rows[bad], fraction, rng))
     else:
         raise ValueError(
             f"no {n_cells} distinct non-empty thinned cells in {_MAX_ROUNDS} rounds: too few "

@@ -46,8 +46,10 @@ def default_n_prototypes(n_cells: int) -> int:
 def knn_index(X, n_neighbors: int = 50, n_pcs: int = 50, random_state: int = 0) -> np.ndarray:
     """kNN graph for the augmentation (scProto §3.1 / §4.1): PCA 50 components, 50 neighbours.
 
-    Built with scanpy on a log1p-normalised copy (``normalize_total`` to 1e4, ``log1p``,
-    ``pca``, ``neighbors`` with exact scikit-learn neighbours); the input is never modified.
+    Built on a log1p-normalised copy (scanpy's ``normalize_total`` to 1e4, ``log1p``, ``pca``);
+    the input is never modified. Neighbours are exact (scikit-learn through scanpy's
+    ``neighbors``) up to :data:`EXACT_KNN_MAX_CELLS` cells and approximate above (pynndescent's
+    NN-descent graph, seeded; recall against exact neighbours in ``docs/scale.md``).
 
     Parameters
     ----------
@@ -66,32 +68,52 @@ def knn_index(X, n_neighbors: int = 50, n_pcs: int = 50, random_state: int = 0) 
     neighbours (duplicate cells) repeat their neighbours cyclically; a row without any uses the
     cell itself.
     """
-    import scanpy as sc
-
     n_cells = X.shape[0]
     k = int(min(n_neighbors, n_cells - 1))
     if k < 1:
         raise ValueError(f"Need at least 2 cells to build a kNN graph, got {n_cells}.")
     n_comps = int(max(1, min(n_pcs, min(X.shape) - 1)))
+    return pcs_knn(knn_pcs(X, n_comps, random_state), k, random_state)
+
+
+def knn_pcs(X, n_comps: int, random_state: int = 0) -> np.ndarray:
+    """``(n_cells, n_comps)`` PCs of the log1p-normalised counts ``X`` (not modified).
+
+    In memory: scanpy's ``normalize_total`` (1e4), ``log1p`` and ``pca`` on one float32 copy
+    (float32 PCs); on disk: the same PCA in two streaming passes (exact eigenvectors).
+    """
+    import scanpy as sc
+
     lazy = as_lazy(X)
-    if lazy is not None:  # on disk: the same PCA in two streaming passes (exact eigenvectors)
-        tmp = AnnData(obs=pd.DataFrame(index=pd.RangeIndex(n_cells).astype(str)))
-        tmp.obsm["X_pca"] = streaming_pca(lazy, n_comps, transform=_log1p_normalised)
-    else:
-        tmp = AnnData(X=X.copy().astype(np.float32))
-        sc.pp.normalize_total(tmp, target_sum=1e4)
-        sc.pp.log1p(tmp)
-        sc.pp.pca(tmp, n_comps=n_comps, random_state=random_state)
-    # exact neighbours (scikit-learn) up to EXACT_KNN_MAX_CELLS cells: no numba compilation
-    # (~30 s) for the shared datasets; pynndescent (approximate, seeded) above, where exact
-    # search grows as n^2. pynndescent 0.7 returns csr_array, which scanpy 1.11 cannot read:
-    # pyproject pins pynndescent < 0.6.
-    transformer = "sklearn" if n_cells <= EXACT_KNN_MAX_CELLS else "pynndescent"
+    if lazy is not None:
+        return np.asarray(streaming_pca(lazy, n_comps, transform=_log1p_normalised))
+    tmp = AnnData(X=X.astype(np.float32, copy=True))  # one copy
+    sc.pp.normalize_total(tmp, target_sum=1e4)
+    sc.pp.log1p(tmp)
+    sc.pp.pca(tmp, n_comps=n_comps, random_state=random_state)
+    return np.asarray(tmp.obsm["X_pca"])
+
+
+def pcs_knn(pcs: np.ndarray, k: int, random_state: int = 0) -> np.ndarray:
+    """``(n_cells, k)`` int64 Euclidean neighbours of every row of ``pcs``, self excluded.
+
+    Exact (scikit-learn through scanpy's ``neighbors``) up to :data:`EXACT_KNN_MAX_CELLS`
+    rows: no numba compilation (~30 s) for the shared datasets; approximate above
+    (:func:`_approximate_knn`), where exact search grows as ``n^2``. Rows with fewer stored
+    neighbours (duplicate cells) repeat them cyclically; a row without any uses the cell itself.
+    """
+    import scanpy as sc
+
+    n_cells = pcs.shape[0]
+    if n_cells > EXACT_KNN_MAX_CELLS:
+        return _approximate_knn(pcs, k, random_state)
+    tmp = AnnData(obs=pd.DataFrame(index=pd.RangeIndex(n_cells).astype(str)))
+    tmp.obsm["X_pca"] = pcs
     sc.pp.neighbors(
         tmp,
         n_neighbors=k + 1,
         use_rep="X_pca",
-        transformer=transformer,
+        transformer="sklearn",
         method="gauss",  # connectivities are unused; "umap" would JIT-compile numba (~20 s)
         random_state=random_state,
     )
@@ -102,6 +124,40 @@ def knn_index(X, n_neighbors: int = 50, n_pcs: int = 50, random_state: int = 0) 
     out = dist.indices[pos] if dist.nnz else np.zeros((n_cells, k), dtype=np.int64)
     out = np.where(counts[:, None] > 0, out, np.arange(n_cells)[:, None])
     return out.astype(np.int64)
+
+
+def _approximate_knn(pcs: np.ndarray, k: int, random_state: int) -> np.ndarray:
+    """``(n_cells, k)`` approximate neighbours (pynndescent's NN-descent graph, self removed).
+
+    ``pynndescent.NNDescent`` with its default trees and iterations (as scanpy's
+    ``transformer="pynndescent"`` used here before, which searched ``k + 2`` neighbours) and
+    only its neighbour graph read: going through scanpy's transformer also built a search index
+    (graph diversification and a numba search function) that is never queried. Rows are sorted by distance; the cell itself is
+    dropped (the farthest of ``k + 1`` when the cell is missing, e.g. an exact duplicate) and a
+    row with fewer than ``k`` valid neighbours repeats them cyclically (the cell itself when it
+    has none), as in the exact branch. pyproject pins pynndescent < 0.6 (0.7 returns csr_array,
+    which scanpy 1.11 cannot read).
+    """
+    from pynndescent import NNDescent
+
+    n_cells = pcs.shape[0]
+    index = NNDescent(
+        np.ascontiguousarray(pcs, dtype=np.float32),
+        n_neighbors=k + 1,
+        metric="euclidean",
+        random_state=random_state,
+        low_memory=True,
+    )
+    idx = index.neighbor_graph[0]
+    del index
+    rows = np.arange(n_cells)
+    out = idx[:, 1 : k + 1].astype(np.int64)  # the usual case: the cell itself comes first
+    odd = np.flatnonzero((idx[:, 0] != rows) | (idx[:, 1 : k + 1] == rows[:, None]).any(1))
+    odd = np.union1d(odd, np.flatnonzero((idx < 0).any(1)))
+    for i in odd:
+        nb = idx[i][(idx[i] != i) & (idx[i] >= 0)][:k]
+        out[i] = np.resize(nb, k) if len(nb) else i
+    return out
 
 
 def _log1p_normalised(block: np.ndarray) -> np.ndarray:
