@@ -118,10 +118,17 @@ def pcs_knn(pcs: np.ndarray, k: int, random_state: int = 0) -> np.ndarray:
         random_state=random_state,
     )
     dist = tmp.obsp["distances"].tocsr()
-    counts = np.diff(dist.indptr)
-    pos = np.arange(k)[None, :] % np.maximum(counts, 1)[:, None] + dist.indptr[:-1, None]
-    pos = np.minimum(pos, max(dist.nnz - 1, 0))
-    out = dist.indices[pos] if dist.nnz else np.zeros((n_cells, k), dtype=np.int64)
+    return _first_k_cyclic(dist.indptr, dist.indices, k)
+
+
+def _first_k_cyclic(indptr: np.ndarray, indices: np.ndarray, k: int) -> np.ndarray:
+    """``(n_cells, k)`` int64: the first ``k`` stored neighbours of each CSR row, repeated
+    cyclically when a row has fewer (duplicate cells), the cell itself when it has none."""
+    n_cells = len(indptr) - 1
+    counts = np.diff(indptr)
+    pos = np.arange(k)[None, :] % np.maximum(counts, 1)[:, None] + indptr[:-1, None]
+    pos = np.minimum(pos, max(len(indices) - 1, 0))
+    out = indices[pos] if len(indices) else np.zeros((n_cells, k), dtype=np.int64)
     out = np.where(counts[:, None] > 0, out, np.arange(n_cells)[:, None])
     return out.astype(np.int64)
 
@@ -150,14 +157,10 @@ def _approximate_knn(pcs: np.ndarray, k: int, random_state: int) -> np.ndarray:
     )
     idx = index.neighbor_graph[0]
     del index
-    rows = np.arange(n_cells)
-    out = idx[:, 1 : k + 1].astype(np.int64)  # the usual case: the cell itself comes first
-    odd = np.flatnonzero((idx[:, 0] != rows) | (idx[:, 1 : k + 1] == rows[:, None]).any(1))
-    odd = np.union1d(odd, np.flatnonzero((idx < 0).any(1)))
-    for i in odd:
-        nb = idx[i][(idx[i] != i) & (idx[i] >= 0)][:k]
-        out[i] = np.resize(nb, k) if len(nb) else i
-    return out
+    valid = (idx != np.arange(n_cells)[:, None]) & (idx >= 0)  # self and empty slots dropped
+    indptr = np.zeros(n_cells + 1, dtype=np.int64)
+    np.cumsum(valid.sum(1), out=indptr[1:])
+    return _first_k_cyclic(indptr, idx[valid], k)
 
 
 def _log1p_normalised(block: np.ndarray) -> np.ndarray:
