@@ -72,9 +72,17 @@ def prepare(
     return adata
 
 
-def set_size(adata, cap: int = 1000) -> int:
-    """Cells per set: the median cells per donor, at most ``cap`` (so an epoch of one set per
-    donor sees about every cell once)."""
+#: Largest set each set model trains on here: PopulationJEPA's default set size (256 cells,
+#: ``PopulationJEPA.train``; its self-attention costs n^2 per set, so a set that grows with the
+#: donor would make its cost per cell grow with the data); 1,000 for the others (POPPY's default,
+#: SampleCLR's lower bound of App. A), whose per-cell work does not depend on the set size.
+SET_CAP = {"PopulationJEPA": 256}
+
+
+def set_size(adata, name: str = "", cap: int = 1000) -> int:
+    """Cells per set: the median cells per donor, at most ``SET_CAP.get(name, cap)`` (below the
+    cap an epoch of one set per donor sees about every cell once)."""
+    cap = SET_CAP.get(name, cap)
     return int(min(cap, np.median(adata.obs["donor_id"].value_counts())))
 
 
@@ -184,6 +192,13 @@ class Run:
     cells_per_cpu_s: float = float("nan")
     latent: np.ndarray | None = field(default=None, repr=False)
 
+    @property
+    def pass_cpu_s(self) -> float:
+        """CPU seconds to take every cell through the model once (``n_cells / cells_per_cpu_s``):
+        the epoch's CPU time when an epoch covers every cell, and the cost the time exponent is
+        fitted on, also for set models whose sets are capped below the median donor."""
+        return self.n_cells / self.cells_per_cpu_s
+
 
 def _build(name: str, adata, n: int):
     """Model, training kwargs, cells and sets through the model per epoch."""
@@ -225,7 +240,7 @@ def run_model(
     ``limit_batches``: run only that many steps per epoch (Lightning ``limit_train_batches``)
     and scale the epoch time to the full epoch (:meth:`StepTimer.steady`); ``embed=False``
     skips the embedding (``embed_s`` NaN)."""
-    n = set_size(adata)
+    n = set_size(adata, name)
     model, kw, cells, sets = _build(name, adata, n)
     timer = StepTimer()
     kw.update(

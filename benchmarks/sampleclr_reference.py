@@ -53,8 +53,9 @@ REF_COMMIT = "918d812"
 #: cellpop's depth arguments for the reference's tiny networks: its ``DynamicNetwork`` with
 #: ``num_layers=L`` has ``L - 1`` residual hidden blocks (``models.py``), cellpop's
 #: ``n_layers`` / ``aggregator_layers`` count the hidden blocks; tiny: ``num_layers=4``,
-#: ``aggregator_num_layers=2``. The tiny preset as shipped runs 2 per-cell blocks (and 5 in the
-#: encoder without supervised heads): more work per step, timed as its own row.
+#: ``aggregator_num_layers=2``. The tiny preset has these depths, but without supervised heads
+#: its encoder gains one block (paper App. A.4; the reference does not): one more layer per
+#: sample vector, not per cell, timed as its own row.
 REFERENCE_ARCH = {
     "n_layers": 3,
     "aggregator_layers": 1,

@@ -189,7 +189,25 @@ def test_presets_diversity_and_early_stopping():
     SampleCLR.setup_anndata(a, sample_key="donor_id", obsm_key="X_pca")
     tiny = SampleCLR(a)
     assert tiny.model_size_ == "tiny" and tiny.module.n_heads == 1
-    assert len(tiny.module.encoder.blocks) == 5  # 4 + 1 without supervised heads (App. A.4)
+    assert len(tiny.module.encoder.blocks) == 4  # 3 + 1 without supervised heads (App. A.4)
+    assert len(tiny.module.pool.heads[0].blocks) == 1
+
+
+def test_tiny_preset_matches_the_public_code_parameter_counts():
+    """The public code's tiny config (``num_layers=4``, ``aggregator_num_layers=2``,
+    ``classifier_num_layers=2``; 50 PCs in, width 32, 32 outputs, one importance head)
+    has 2,785 importance-head and 6,048 encoder parameters, and a 2-class head of
+    ``32*16 + 16 + 16*2 + 2 = 562`` (counted from its ``DynamicNetwork``/``build_mlp``)."""
+    a = make_sample_adata(n_samples=8, n_features=50)
+    SampleCLR.setup_anndata(
+        a, sample_key="donor_id", obsm_key="X_pca", classification_keys=["disease"]
+    )
+    m = SampleCLR(a).module
+
+    def count(mod):
+        return sum(p.numel() for p in mod.parameters())
+
+    assert (count(m.pool), count(m.encoder), count(m.heads)) == (2785, 6048, 562)
     large = SampleCLR(a, model_size="large", n_layers=2, diversity_weight=0.1)
     assert large.module.n_heads == 8 and large.module.n_output == 192
     large.train(

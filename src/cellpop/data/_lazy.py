@@ -23,6 +23,7 @@ from anndata.abc import CSCDataset, CSRDataset
 from scipy import sparse
 
 from ._genes import align_columns
+from ._validation import get_input_matrix
 
 BLOCK_ROWS = 4096
 """Rows per block of a streaming pass over an on-disk matrix (value checks, inference)."""
@@ -268,6 +269,24 @@ def align_input(X, positions: np.ndarray | None):
     :class:`LazyRows` moving columns block by block)."""
     lazy = as_lazy(X, positions)
     return lazy if lazy is not None else align_columns(X, positions)
+
+
+def aligned_copy(adata: AnnData, genes: pd.Index, layer: str | None, pos: np.ndarray) -> AnnData:
+    """A copy of ``adata`` (obs, obsm, uns kept) whose input (``layer``, ``None``: ``X``) has
+    exactly ``genes``, column ``j`` from ``adata``'s column ``pos[j]`` (``-1``: zeros); an
+    on-disk input stays on disk (:func:`align_input`)."""
+    X = align_input(get_input_matrix(adata, layer=layer), pos)
+    out = AnnData(
+        obs=adata.obs.copy(),
+        var=pd.DataFrame(index=genes),
+        obsm={k: v for k, v in adata.obsm.items()},
+        uns=dict(adata.uns),
+    )
+    if layer is None:
+        out.X = X
+    else:
+        out.layers[layer] = X
+    return out
 
 
 def check_blocks(X: LazyRows, check: Callable, what: str) -> None:

@@ -113,7 +113,11 @@ class POPPY(PhenotypeMixin, SimilarityMixin, SampleModel):
         bulk = mdata.mod[args["bulk_key"]]
         backbone = None
         if bulk_encoder is not None and not isinstance(bulk_encoder, dict):
-            bulk_encoder = self._scjepa_spec(bulk_encoder)
+            from cellpop.model import ScJEPA
+
+            if not isinstance(bulk_encoder, ScJEPA):
+                raise TypeError("bulk_encoder must be a trained ScJEPA with expression input.")
+            bulk_encoder = bulk_encoder._frozen_encoder_spec()
         if bulk_encoder is not None:
             backbone = {"sizes": bulk_encoder["sizes"], "target_sum": bulk_encoder["target_sum"]}
             self.bulk_var_names_ = np.asarray(bulk_encoder["genes"], dtype=object)
@@ -133,23 +137,6 @@ class POPPY(PhenotypeMixin, SimilarityMixin, SampleModel):
             f"({'frozen ScJEPA encoder' if backbone else 'gene tokens'}), {n_latent}-d embeddings"
         )
         self.init_params_ = self._get_init_params(locals())
-
-    @staticmethod
-    def _scjepa_spec(model) -> dict:
-        from cellpop.model import ScJEPA
-
-        if not isinstance(model, ScJEPA) or not model._uses_genes:
-            raise TypeError("bulk_encoder must be a trained ScJEPA with expression input.")
-        model._check_trained()
-        enc = model.module.encoder
-        sizes = [m.in_features for m in enc if isinstance(m, torch.nn.Linear)]
-        sizes.append([m for m in enc if isinstance(m, torch.nn.Linear)][-1].out_features)
-        state = {k: v.detach().cpu().clone() for k, v in enc.state_dict().items()}
-        lib = model.module.library_size if model.module.normalize_counts else None
-        if lib is None:
-            raise ValueError("the ScJEPA must normalise counts itself (normalize_counts=True).")
-        return {"sizes": sizes, "target_sum": float(lib), "genes": list(model.var_names_),
-                "state": state}  # fmt: skip
 
     # ------------------------------------------------------------------ setup
     @classmethod

@@ -25,15 +25,19 @@ from ._sampleclr_targets import per_sample_targets, validate_supervised_keys
 
 logger = logging.getLogger(__name__)
 
-# App. A.4 of the paper: "tiny" below 200 samples, "large" above.
+# App. A.4 of the paper: "tiny" below 200 samples, "large" above. Depths are those of the
+# public code's configs (configs/models/{tiny,large}.json at 918d812) counted as residual hidden
+# blocks: its ``DynamicNetwork(num_layers=L)`` (encoder, importance heads) has L - 1 of them
+# (tiny 4 -> 3, large 16 -> 15, importance heads 2 -> 1) and its supervised heads
+# ``build_mlp(num_layers=L)`` have L - 2 hidden layers (tiny 2 -> 0, large 3 -> 1).
 PRESETS = {
     "tiny": dict(
-        n_layers=4, n_hidden=32, n_output=32, n_heads=1, aggregator_hidden=32,
-        aggregator_layers=2, head_hidden=16, head_layers=2, graph_temperature=0.2, lr=3e-4,
+        n_layers=3, n_hidden=32, n_output=32, n_heads=1, aggregator_hidden=32,
+        aggregator_layers=1, head_hidden=16, head_layers=0, graph_temperature=0.2, lr=3e-4,
     ),
     "large": dict(
-        n_layers=16, n_hidden=128, n_output=192, n_heads=8, aggregator_hidden=128,
-        aggregator_layers=2, head_hidden=128, head_layers=3, graph_temperature=0.1, lr=3e-5,
+        n_layers=15, n_hidden=128, n_output=192, n_heads=8, aggregator_hidden=128,
+        aggregator_layers=1, head_hidden=128, head_layers=1, graph_temperature=0.1, lr=3e-5,
     ),
 }  # fmt: skip
 
@@ -97,8 +101,10 @@ class SampleCLR(SampleModel):
     model_size
         ``"tiny"`` or ``"large"`` preset (App. A.4); ``None`` picks ``"tiny"`` below 200 samples.
     n_heads, n_hidden, n_layers, n_output, aggregator_hidden, aggregator_layers, head_hidden, head_layers
-        Override the preset's architecture. ``n_layers`` gains one block when there are no
-        supervised heads ("to equalise the number of parameters", App. A.4).
+        Override the preset's architecture; ``*_layers`` count residual hidden blocks between
+        an input and an output layer (presets: the public code's depths, ``PRESETS``).
+        ``n_layers`` gains one block when there are no supervised heads ("to equalise the
+        number of parameters", App. A.4; the public code does not do this).
     temperature
         Contrastive temperature (App. A.4: 0.1).
     graph_temperature

@@ -8,6 +8,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import torch
 from anndata import AnnData
 from scipy import sparse
 from scvi import REGISTRY_KEYS
@@ -261,6 +262,23 @@ class ScJEPA(CellpopModel):
         )
 
     @doc.dedent
+    def _frozen_encoder_spec(self) -> dict:
+        """The trained encoder as POPPY's frozen bulk backbone: layer ``sizes``, ``target_sum``
+        (library size of the count normalisation), ``genes`` and a CPU copy of ``state``.
+        Raises ``TypeError`` without expression input and ``ValueError`` when the model does not
+        normalise counts itself."""
+        if not self._uses_genes:
+            raise TypeError("bulk_encoder must be a trained ScJEPA with expression input.")
+        self._check_trained()
+        linears = [m for m in self.module.encoder if isinstance(m, torch.nn.Linear)]
+        sizes = [m.in_features for m in linears] + [linears[-1].out_features]
+        state = {k: v.detach().cpu().clone() for k, v in self.module.encoder.state_dict().items()}
+        lib = self.module.library_size if self.module.normalize_counts else None
+        if lib is None:
+            raise ValueError("the ScJEPA must normalise counts itself (normalize_counts=True).")
+        return {"sizes": sizes, "target_sum": float(lib), "genes": list(self.var_names_),
+                "state": state}  # fmt: skip
+
     def get_denoised_expression(
         self, adata: AnnData | None = None, indices=None, batch_size: int | None = None
     ) -> pd.DataFrame:

@@ -28,7 +28,7 @@ from cellpop.data import (
     gene_positions,
     get_input_matrix,
 )
-from cellpop.data._lazy import align_input, as_lazy, check_blocks
+from cellpop.data._lazy import align_input, aligned_copy, as_lazy, check_blocks
 from cellpop.data._validation import _plain
 from cellpop.train import HistoryLogger, TrainingPlan
 
@@ -571,7 +571,7 @@ class CellpopModel(BaseModelClass):
                 pos = gene_positions(adata.var_names, model_genes)
                 if pos is not None and (pos < 0).any():
                     logger.warning("model.adata is an aligned copy of the given AnnData.")
-                    adata = _aligned_copy(adata, model_genes, args.get(cls._input_args[0]), pos)
+                    adata = aligned_copy(adata, model_genes, args.get(cls._input_args[0]), pos)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*var_names for adata passed in.*")
             return super().load(dir_path, adata=adata, **kwargs)
@@ -584,19 +584,3 @@ def _check(X, check, what: str) -> None:
         check(X, what)
     else:
         check_blocks(lazy, check, what)
-
-
-def _aligned_copy(adata: AnnData, genes: pd.Index, layer: str | None, pos: np.ndarray) -> AnnData:
-    """A copy of ``adata`` (obs, obsm, uns kept) whose input has exactly ``genes``."""
-    X = align_input(get_input_matrix(adata, layer=layer), pos)
-    out = AnnData(
-        obs=adata.obs.copy(),
-        var=pd.DataFrame(index=genes),
-        obsm={k: v for k, v in adata.obsm.items()},
-        uns=dict(adata.uns),
-    )
-    if layer is None:
-        out.X = X
-    else:
-        out.layers[layer] = X
-    return out
