@@ -4,7 +4,7 @@ Usage::
 
     # the reference (github.com/sampleclr-iclr2026/SampleCLR, commit 918d812) is not vendored:
     # extract its package and tiny preset from a clone, then point --reference at the folder
-    git -C SampleCLR archive 918d812 src/sampleclr configs/models/tiny.json | tar -x -C /tmp/ref
+    git -C SampleCLR archive 918d812 src/sampleclr configs/models | tar -x -C /tmp/ref
     CELLPOP_DATA_DIR=../shared/data python benchmarks/sampleclr_reference.py --reference /tmp/ref
     # on a GPU machine (both codes on the device; ratios from wall time):
     python benchmarks/sampleclr_reference.py --reference /tmp/ref --device cuda
@@ -13,7 +13,8 @@ The reference is imported at run time from ``<reference>/src`` (its own dependen
 numpy, pandas, scikit-learn, scanpy, matplotlib, seaborn, umap-learn); without it the script says
 so and exits. Data: Stephenson 2021 (20 donors x 500 cells, the authors' 50 PCs,
 :func:`cellpop.datasets.stephenson2021_covid`). Both codes run their tiny preset
-(reference: ``configs/models/tiny.json``; cellpop: ``model_size="tiny"``) with every donor in one
+(reference: ``configs/models/tiny.json``; cellpop: ``model_size="tiny"``; ``--preset large``:
+both large presets) with every donor in one
 step: 20 donors x 2 views x ``--n-cells`` cells (500: the whole donor, drawn without
 replacement), no validation split, no early stopping, cellpop with the reference's network depth
 (``REFERENCE_ARCH``; the preset as shipped is timed too). The reference runs its own training loop
@@ -62,14 +63,14 @@ REF_COMMIT = "918d812"
 #: its encoder gains one block (paper App. A.4; the reference does not): one more layer per
 #: sample vector, not per cell, timed as its own row.
 REFERENCE_ARCH = {
-    "n_layers": 3,
-    "aggregator_layers": 1,
-}  # parameters: 2,785 + 6,048, as the reference
+    "tiny": {"n_layers": 3, "aggregator_layers": 1},  # parameters: 2,785 + 6,048, as the reference
+    "large": {"n_layers": 15, "aggregator_layers": 1},  # num_layers=16, aggregator_num_layers=2
+}
 
 
-def load_reference(root: Path):
-    """``(ContrastiveModel, DataLoader, tiny config)`` from an extracted reference folder."""
-    src, cfg = root / "src", root / "configs" / "models" / "tiny.json"
+def load_reference(root: Path, preset: str = "tiny"):
+    """``(ContrastiveModel, DataLoader, preset config)`` from an extracted reference folder."""
+    src, cfg = root / "src", root / "configs" / "models" / f"{preset}.json"
     if not (src / "sampleclr" / "contrastive_model.py").is_file() or not cfg.is_file():
         return None
     sys.path.insert(0, str(src))
@@ -124,11 +125,11 @@ class LoggedPlan(TrainingPlan):
 
 def run_cellpop(
     adata, epochs: int, n_cells: int, n_donors: int, arch: dict, before: bool = False,
-    device: str = "cpu",
+    device: str = "cpu", preset: str = "tiny",
 ) -> tuple[float, float]:  # fmt: skip
     """CPU and wall seconds of ``SampleCLR.train`` over ``epochs`` epochs."""
     scvi.settings.seed = 0
-    model = cellpop.model.SampleCLR(adata, model_size="tiny", **arch)
+    model = cellpop.model.SampleCLR(adata, model_size=preset, **arch)
     base.TrainingPlan = LoggedPlan if before else TrainingPlan
     kwargs = {"logger": SimpleLogger()} if before else {}
     _sync(device)
@@ -146,7 +147,8 @@ def run_cellpop(
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--reference", type=Path, default=os.environ.get("SAMPLECLR_REFERENCE"),
-                   help="folder holding the reference's src/sampleclr and configs/models/tiny.json")  # fmt: skip
+                   help="folder holding the reference's src/sampleclr and configs/models/")  # fmt: skip
+    p.add_argument("--preset", choices=("tiny", "large"), default="tiny")
     p.add_argument("--epochs", type=int, nargs=2, default=(20, 120), metavar=("LO", "HI"))
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--n-cells", type=int, default=500)
@@ -156,7 +158,7 @@ def main(argv=None):
     p.add_argument("--with-before", action="store_true",
                    help="also time cellpop with the epoch end before issue 12 (LoggedPlan)")  # fmt: skip
     args = p.parse_args(argv)
-    ref = load_reference(args.reference) if args.reference else None
+    ref = load_reference(args.reference, args.preset) if args.reference else None
     if ref is None:
         print(f"SKIPPED: the SampleCLR reference code (commit {REF_COMMIT}) was not found; extract "
               "it (see this file's docstring) and pass --reference or set SAMPLECLR_REFERENCE.")  # fmt: skip
@@ -174,18 +176,19 @@ def main(argv=None):
           f"torch {torch.__version__}, {args.threads} thread(s), load average "
           f"{os.getloadavg()[0]:.1f}; {n_donors} donors x 2 views x {args.n_cells} cells per step, "
           f"one step per epoch; marginal ms per epoch over {lo} -> {hi} epochs")  # fmt: skip
+    arch, ps = REFERENCE_ARCH[args.preset], args.preset
     codes = {
         "reference": lambda e: run_reference(ref, adata, e, args.n_cells, n_donors, dev),
-        "cellpop": lambda e: run_cellpop(
-            adata, e, args.n_cells, n_donors, REFERENCE_ARCH, device=dev
+        "cellpop, reference depth": lambda e: run_cellpop(
+            adata, e, args.n_cells, n_donors, arch, device=dev, preset=ps
         ),
-        "cellpop tiny preset": lambda e: run_cellpop(
-            adata, e, args.n_cells, n_donors, {}, device=dev
+        f"cellpop {ps} preset": lambda e: run_cellpop(
+            adata, e, args.n_cells, n_donors, {}, device=dev, preset=ps
         ),
     }
     if args.with_before:
         codes["cellpop, epoch end before issue 12"] = lambda e: run_cellpop(
-            adata, e, args.n_cells, n_donors, REFERENCE_ARCH, before=True, device=dev
+            adata, e, args.n_cells, n_donors, arch, before=True, device=dev, preset=ps
         )
     for run in codes.values():
         run(3)  # warm-up (imports, first allocations)

@@ -74,7 +74,7 @@ def test_loss_errors():
 
 def test_linear_pooling_score_is_w_x_plus_b():
     pool = CellImportancePooling(3, score="linear")
-    lin = pool.heads[0]
+    lin = pool.score
     x = torch.randn(2, 5, 3)
     mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
     pooled, w = pool(x, mask)

@@ -190,7 +190,7 @@ def test_presets_diversity_and_early_stopping():
     tiny = SampleCLR(a)
     assert tiny.model_size_ == "tiny" and tiny.module.n_heads == 1
     assert len(tiny.module.encoder.blocks) == 4  # 3 + 1 without supervised heads (App. A.4)
-    assert len(tiny.module.pool.heads[0].blocks) == 1
+    assert len(tiny.module.pool.score.blocks) == 1
 
 
 def test_tiny_preset_matches_the_public_code_parameter_counts():
@@ -208,6 +208,10 @@ def test_tiny_preset_matches_the_public_code_parameter_counts():
         return sum(p.numel() for p in mod.parameters())
 
     assert (count(m.pool), count(m.encoder), count(m.heads)) == (2785, 6048, 562)
+    # large: one importance network with 8 outputs (the public code's
+    # MultiHeadAggregationNetwork): 50*128+128 + (128*128+128+2*128) + 128*8+8
+    large = SampleCLR(a, model_size="large").module
+    assert count(large.pool) == 6528 + 16768 + 1032
     large = SampleCLR(a, model_size="large", n_layers=2, diversity_weight=0.1)
     assert large.module.n_heads == 8 and large.module.n_output == 192
     large.train(

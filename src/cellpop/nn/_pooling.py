@@ -9,11 +9,13 @@ from ._residual_mlp import Norm, ResidualMLP
 
 
 class CellImportancePooling(nn.Module):
-    """``H`` cell-importance heads, each a small residual MLP giving one logit per cell.
+    """``H`` cell-importance heads: one network giving ``H`` logits per cell.
 
-    Weights are a softmax over the cells of a set (padding cells masked with ``-inf``, not
-    multiplied by 0); the pooled vector is ``concat_h sum_c w_ch x_c`` (SampleCLR §3,
-    Algorithm 1).
+    Weights are a softmax over the cells of a set, per head (padding cells masked with ``-inf``,
+    not multiplied by 0); the pooled vector is ``concat_h sum_c w_ch x_c`` (SampleCLR §3,
+    Algorithm 1). The heads share the network's hidden layers and differ in its last layer, as
+    the SampleCLR public code's ``MultiHeadAggregationNetwork`` (one ``DynamicNetwork`` with
+    ``H`` outputs); with ``H = 1`` this is one residual MLP with one output.
 
     Parameters
     ----------
@@ -22,10 +24,11 @@ class CellImportancePooling(nn.Module):
     n_heads
         Number of importance heads ``H`` (paper App. A.4: 1 tiny, 8 large).
     n_hidden, n_layers, norm
-        Architecture of each head (paper App. A.4: 32 / 2 / LayerNorm for the tiny model).
+        Width, residual hidden blocks and normalisation of the network (SampleCLR tiny preset:
+        32 / 1 / LayerNorm, the public code's ``aggregator_num_layers=2``).
     score
-        ``"mlp"`` (the residual-MLP heads above, SampleCLR) or ``"linear"``: each head's logit
-        is ``w^T x + b`` (Ilse et al. 2018's plain attention score, POPPY §2.2.1 eq. 2);
+        ``"mlp"`` (the residual MLP above, SampleCLR) or ``"linear"``: each head's logit is
+        ``w_h^T x + b_h`` (Ilse et al. 2018's plain attention score, POPPY §2.2.1 eq. 2);
         ``n_hidden``, ``n_layers`` and ``norm`` are then unused.
     """
 
@@ -42,16 +45,15 @@ class CellImportancePooling(nn.Module):
         if score not in ("mlp", "linear"):
             raise ValueError(f"score must be 'mlp' or 'linear', got {score!r}")
         self.n_heads = n_heads
-        self.heads = nn.ModuleList(
-            nn.Linear(n_input, 1)
+        self.score = (
+            nn.Linear(n_input, n_heads)
             if score == "linear"
-            else ResidualMLP(n_input, 1, n_hidden=n_hidden, n_layers=n_layers, norm=norm)
-            for _ in range(n_heads)
+            else ResidualMLP(n_input, n_heads, n_hidden=n_hidden, n_layers=n_layers, norm=norm)
         )
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Per-cell importance logits ``(..., n_cells, H)`` of cells ``x`` ``(..., n_cells, d)``."""
-        return torch.cat([head(x) for head in self.heads], dim=-1)
+        return self.score(x)
 
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor | None = None
