@@ -261,7 +261,6 @@ class ScJEPA(CellpopModel):
             adata, indices, batch_size, key_added, representation=representation
         )
 
-    @doc.dedent
     def _frozen_encoder_spec(self) -> dict:
         """The trained encoder as POPPY's frozen bulk backbone: layer ``sizes``, ``target_sum``
         (library size of the count normalisation), ``genes`` and a CPU copy of ``state``.
@@ -279,6 +278,7 @@ class ScJEPA(CellpopModel):
         return {"sizes": sizes, "target_sum": float(lib), "genes": list(self.var_names_),
                 "state": state}  # fmt: skip
 
+    @doc.dedent
     def get_denoised_expression(
         self, adata: AnnData | None = None, indices=None, batch_size: int | None = None
     ) -> pd.DataFrame:
