@@ -378,3 +378,23 @@ def test_out_of_core_equals_in_memory(case, disk_reads, tmp_path):
     a = make_adata()
     q, _ = on_disk(a[:, a.var_names[::-1]].copy(), case.setup["layer"], "zarr", tmp_path / "rev")
     np.testing.assert_allclose(m.get_latent_representation(q), z, rtol=1e-5, atol=1e-5)
+
+
+def test_public_docstrings_have_no_unfilled_placeholders():
+    """Every public method of every model has its shared-docstring placeholders filled
+    (a method that loses its ``doc.dedent`` decorator would show ``%(name)s`` to users)."""
+    import inspect
+
+    import cellpop
+
+    names = ["SampleCLR", "ScJEPA", "ScProto", "PopulationJEPA", "POPPY"]
+    missing = []
+    for name in names:
+        cls = getattr(cellpop.model, name)
+        for attr, fn in inspect.getmembers(cls, callable):
+            if attr.startswith("_") and attr != "__init__":
+                continue
+            doc = getattr(fn, "__doc__", None) or ""
+            if "%(" in doc:
+                missing.append(f"{name}.{attr}")
+    assert not missing, missing
