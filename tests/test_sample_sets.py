@@ -259,3 +259,14 @@ def test_sparse_input_stays_sparse_and_draws_equal_dense():
     b = csr.draw(np.array([0, 2]), 15, torch.Generator().manual_seed(3))
     assert torch.equal(a[2], b[2]) and torch.equal(a[0], b[0])
     np.testing.assert_array_equal(b[0].numpy(), X[b[2].numpy()])
+
+
+def test_rows_by_code_equals_flatnonzero_per_code():
+    from cellpop.data._samples import rows_by_code
+
+    codes = np.random.default_rng(0).integers(0, 6, 500)
+    codes[codes == 3] = 5  # code 3 has no rows
+    groups = rows_by_code(codes, 7)
+    assert len(groups) == 7
+    for c, rows in enumerate(groups):
+        np.testing.assert_array_equal(rows, np.flatnonzero(codes == c))

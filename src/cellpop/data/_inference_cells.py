@@ -19,6 +19,7 @@ from scipy.sparse.linalg import eigsh
 from sklearn.neighbors import kneighbors_graph
 
 from ._lazy import as_lazy
+from ._samples import rows_by_code
 
 
 def _knn_adjacency(X: np.ndarray, n_neighbors: int) -> sp.csr_matrix:
@@ -50,8 +51,7 @@ def _centrality_and_components(
         return np.ones(n), [np.arange(n)]
     adj = _knn_adjacency(X, n_neighbors)
     n_comp, comp = connected_components(adj, directed=False)
-    order = np.argsort(comp, kind="stable")
-    groups = np.split(order, np.cumsum(np.bincount(comp, minlength=n_comp))[:-1])
+    groups = rows_by_code(comp, n_comp)
     cent = np.empty(n)
     for members in groups:
         cent[members] = _leading_eigenvector(adj[members][:, members])
@@ -164,11 +164,7 @@ def inference_cells(
     if lazy is None and not sp.issparse(X):
         X = np.asarray(X)
     out = np.empty((n_samples, n_cells), dtype=np.int64)
-    codes = np.asarray(sample_codes)
-    order = np.argsort(codes, kind="stable")  # one sort, not one pass over all cells per sample
-    bounds = np.searchsorted(codes[order], np.arange(n_samples + 1))
-    for s in range(n_samples):
-        idx = order[bounds[s] : bounds[s + 1]]  # ascending, as np.flatnonzero(codes == s)
+    for s, idx in enumerate(rows_by_code(sample_codes, n_samples)):
         if len(idx) == 0:
             raise ValueError(f"sample {s} has no cells")
         if len(idx) > n_cells:

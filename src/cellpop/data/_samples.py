@@ -71,3 +71,23 @@ def per_sample_mean(
     np.add.at(sums, codes, values)
     mean = sums / np.maximum(np.bincount(codes, minlength=len(names)), 1)[:, None]
     return pd.DataFrame(mean, index=names, columns=[f"{prefix}_{i}" for i in range(mean.shape[1])])
+
+
+def rows_by_code(codes: np.ndarray, n_codes: int) -> list[np.ndarray]:
+    """The rows of each code ``0 .. n_codes - 1``, ascending (one stable sort, not one pass over
+    all rows per code); a code without rows gives an empty array.
+
+    Parameters
+    ----------
+    codes
+        ``(n_rows,)`` integer codes in ``[0, n_codes)`` (e.g. sample codes of cells).
+    n_codes
+        Number of codes.
+
+    Returns
+    -------
+    ``n_codes`` int64 arrays; array ``c`` equals ``np.flatnonzero(codes == c)``.
+    """
+    codes = np.asarray(codes)
+    order = np.argsort(codes, kind="stable")
+    return np.split(order, np.cumsum(np.bincount(codes, minlength=n_codes))[:-1])[:n_codes]

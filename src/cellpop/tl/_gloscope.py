@@ -7,6 +7,7 @@ import pandas as pd
 from anndata import AnnData
 from sklearn.neighbors import NearestNeighbors
 
+from cellpop.data._samples import rows_by_code
 from cellpop.data._validation import check_finite, get_input_matrix
 
 from ._sample_adata import _sample_codes
@@ -125,8 +126,7 @@ def gloscope(
     X, _ = _jitter_duplicates(X, random_state)
     d = X.shape[1]
 
-    order = np.argsort(codes, kind="stable")  # the cells of sample j: members[j]
-    members = np.split(order, np.cumsum(m)[:-1])
+    members = rows_by_code(codes, n_samples)  # the cells of sample j: members[j]
     if n_query_cells is None:
         query = np.arange(len(codes))
     else:

@@ -19,6 +19,7 @@ from cellpop.data import (
     is_on_disk,
     split_samples,
 )
+from cellpop.data._samples import rows_by_code
 
 from ._base import CellpopModel, seed
 
@@ -133,11 +134,9 @@ class SampleModel(CellpopModel):
             int64 ``(n_sets,)`` sample code of each set.
         """
         rng = np.random.default_rng(seed())
-        order = np.argsort(codes, kind="stable")
-        bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=n_samples))])
         groups, owner = [], []
-        for s in range(n_samples):
-            cells = rng.permutation(order[bounds[s] : bounds[s + 1]])
+        for s, rows in enumerate(rows_by_code(codes, n_samples)):
+            cells = rng.permutation(rows)
             parts = np.array_split(cells, max(1, -(-len(cells) // set_size)))
             groups.extend(parts)
             owner.extend([s] * len(parts))
